@@ -1,0 +1,389 @@
+/* file.c: the "file" backend.  A LUN stored in a regular file (sparse when
+ * created by us), read and written with pread/pwrite through the page cache,
+ * or with O_DIRECT when "direct" is set.
+ *
+ * Keys: path (required), size (creates a sparse file when missing; an
+ * existing file of another size is refused unless resize is true), resize,
+ * direct.  Relative paths were made absolute by the core.
+ *
+ * Durability: FUA writes use pwritev2(RWF_DSYNC), which makes just that
+ * range (and the metadata to reach it) stable.  flush() of a range first
+ * writes that range back with sync_file_range(), then fdatasync()s the file
+ * (sync_file_range alone does not flush metadata or the disk's cache).
+ *
+ * Threads: parallel; the handle is read-only once open returns.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <linux/falloc.h>
+
+#include "iscsi-gw-backend.h"
+#include "util/util.h"
+
+struct file_instance {
+	char *path;
+	uint64_t size;
+	bool have_size;
+	bool resize;
+	bool direct;
+};
+
+struct igw_file_handle {
+	struct file_instance *inst;
+	int fd;
+	bool readonly;
+	bool can_punch;
+	bool can_zero_range;
+};
+
+static void *
+file_instance_new(void)
+{
+	return calloc(1, sizeof(struct file_instance));
+}
+
+static void
+file_instance_free(void *p)
+{
+	struct file_instance *fi = p;
+
+	if (fi) {
+		free(fi->path);
+		free(fi);
+	}
+}
+
+static int
+parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) {
+		*out = true;
+		return 0;
+	}
+	if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}
+
+static int
+file_config(void *p, const char *key, const char *value)
+{
+	struct file_instance *fi = p;
+
+	if (!strcmp(key, "path")) {
+		free(fi->path);
+		fi->path = strdup(value);
+		return fi->path ? 0 : -ENOMEM;
+	}
+	if (!strcmp(key, "size")) {
+		if (parse_size(value, &fi->size) < 0 || fi->size == 0) {
+			igw_backend_error("size '%s' is not a size such as 512M or 1G",
+					  value);
+			return -EINVAL;
+		}
+		fi->have_size = true;
+		return 0;
+	}
+	if (!strcmp(key, "resize") || !strcmp(key, "direct")) {
+		bool b;
+		if (parse_bool(value, &b) < 0) {
+			igw_backend_error("'%s' must be true or false", key);
+			return -EINVAL;
+		}
+		if (key[0] == 'r')
+			fi->resize = b;
+		else
+			fi->direct = b;
+		return 0;
+	}
+	igw_backend_error("unknown key '%s' for backend type file", key);
+	return -EINVAL;
+}
+
+static int
+file_config_complete(void *p)
+{
+	struct file_instance *fi = p;
+
+	if (!fi->path) {
+		igw_backend_error("'path' is required for backend type file");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void *
+file_open(void *p, int readonly)
+{
+	struct file_instance *fi = p;
+	struct igw_file_handle *h;
+	struct stat st;
+	int flags = readonly ? O_RDONLY : O_RDWR;
+	int fd;
+
+	if (fi->direct)
+		flags |= O_DIRECT;
+	fd = open(fi->path, flags | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && fi->have_size && !readonly) {
+		/* Sparse create: the file takes no space until written. */
+		fd = open(fi->path, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0 && ftruncate(fd, (off_t)fi->size) < 0) {
+			igw_backend_error("%s: ftruncate: %m", fi->path);
+			close(fd);
+			unlink(fi->path);
+			return NULL;
+		}
+	}
+	if (fd < 0) {
+		int e = errno;
+		if (e == ENOENT && !fi->have_size)
+			igw_backend_error("%s: does not exist (give 'size' to create it)",
+					  fi->path);
+		else
+			igw_backend_error("%s: open: %s", fi->path, strerror(e));
+		errno = e;
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		igw_backend_error("%s: fstat: %m", fi->path);
+		goto err;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		igw_backend_error("%s: not a regular file (use type blockdev for devices)",
+				  fi->path);
+		errno = EINVAL;
+		goto err;
+	}
+	if (fi->have_size && (uint64_t)st.st_size != fi->size) {
+		if (!fi->resize || readonly) {
+			igw_backend_error("%s: file is %" PRIu64 " bytes, map says %"
+					  PRIu64 " (set \"resize\": true to resize it)",
+					  fi->path, (uint64_t)st.st_size, fi->size);
+			errno = EINVAL;
+			goto err;
+		}
+		if (ftruncate(fd, (off_t)fi->size) < 0) {
+			igw_backend_error("%s: ftruncate: %m", fi->path);
+			goto err;
+		}
+	}
+	h = calloc(1, sizeof *h);
+	if (!h)
+		goto err;
+	h->inst = fi;
+	h->fd = fd;
+	h->readonly = readonly;
+	h->can_punch = true;
+	h->can_zero_range = true;
+	return h;
+err:
+	{
+		int e = errno;
+		close(fd);
+		errno = e ? e : EIO;
+	}
+	return NULL;
+}
+
+static void
+file_close(void *p)
+{
+	struct igw_file_handle *h = p;
+
+	close(h->fd);
+	free(h);
+}
+
+static int64_t
+file_get_size(void *p)
+{
+	struct igw_file_handle *h = p;
+	struct stat st;
+
+	if (fstat(h->fd, &st) < 0)
+		return -errno;
+	return st.st_size;
+}
+
+static int
+file_can_write(void *p)
+{
+	return !((struct igw_file_handle *)p)->readonly;
+}
+
+static int
+file_yes(void *p)
+{
+	return 1;
+}
+
+static int
+file_pread(void *p, void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	struct igw_file_handle *h = p;
+	char *b = buf;
+
+	while (count > 0) {
+		ssize_t r = pread(h->fd, b, count, (off_t)offset);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0) /* past the end: the core checked bounds */
+			return -EIO;
+		b += r;
+		count -= r;
+		offset += r;
+	}
+	return 0;
+}
+
+static int
+file_pwrite(void *p, const void *buf, uint32_t count, uint64_t offset,
+	    uint32_t flags)
+{
+	struct igw_file_handle *h = p;
+	const char *b = buf;
+	int rwf = (flags & IGW_FLAG_FUA) ? RWF_DSYNC : 0;
+
+	while (count > 0) {
+		struct iovec iov = { .iov_base = (void *)b, .iov_len = count };
+		ssize_t r = pwritev2(h->fd, &iov, 1, (off_t)offset, rwf);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		b += r;
+		count -= r;
+		offset += r;
+	}
+	return 0;
+}
+
+static int
+file_flush(void *p, uint64_t count, uint64_t offset, uint32_t flags)
+{
+	struct igw_file_handle *h = p;
+
+	if (count > 0 &&
+	    sync_file_range(h->fd, (off_t)offset, (off_t)count,
+			    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+			    SYNC_FILE_RANGE_WAIT_AFTER) < 0 && errno != ESPIPE)
+		return -errno;
+	if (fdatasync(h->fd) < 0)
+		return -errno;
+	return 0;
+}
+
+static int
+file_trim(void *p, uint64_t count, uint64_t offset, uint32_t flags)
+{
+	struct igw_file_handle *h = p;
+
+	if (!h->can_punch)
+		return 0; /* trim is advisory */
+	if (fallocate(h->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)offset, (off_t)count) < 0) {
+		if (errno == EOPNOTSUPP) {
+			h->can_punch = false;
+			return 0;
+		}
+		return -errno;
+	}
+	if ((flags & IGW_FLAG_FUA) && fdatasync(h->fd) < 0)
+		return -errno;
+	return 0;
+}
+
+static int
+file_zero(void *p, uint64_t count, uint64_t offset, uint32_t flags)
+{
+	struct igw_file_handle *h = p;
+	int r = -EOPNOTSUPP;
+
+	if ((flags & IGW_FLAG_MAY_TRIM) && h->can_punch) {
+		r = fallocate(h->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)offset, (off_t)count) < 0 ? -errno : 0;
+		if (r == -EOPNOTSUPP)
+			h->can_punch = false;
+	}
+	if (r == -EOPNOTSUPP && h->can_zero_range) {
+		r = fallocate(h->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)offset, (off_t)count) < 0 ? -errno : 0;
+		if (r == -EOPNOTSUPP)
+			h->can_zero_range = false;
+	}
+	if (r == 0 && (flags & IGW_FLAG_FUA) && fdatasync(h->fd) < 0)
+		return -errno;
+	return r; /* -EOPNOTSUPP: the core writes zeroes */
+}
+
+static int
+file_extents(void *p, uint64_t count, uint64_t offset, uint64_t *run_len,
+	     int *allocated)
+{
+	struct igw_file_handle *h = p;
+	off_t data = lseek(h->fd, (off_t)offset, SEEK_DATA);
+	off_t end;
+
+	if (data < 0) {
+		if (errno != ENXIO)
+			return -errno;
+		*allocated = 0; /* only a hole until EOF */
+		*run_len = count;
+		return 0;
+	}
+	if ((uint64_t)data > offset) {
+		*allocated = 0;
+		*run_len = MIN((uint64_t)data - offset, count);
+		return 0;
+	}
+	end = lseek(h->fd, (off_t)offset, SEEK_HOLE);
+	if (end < 0)
+		return -errno;
+	*allocated = 1;
+	*run_len = MIN((uint64_t)end - offset, count);
+	return 0;
+}
+
+static struct igw_backend file_backend = {
+	.name = "file",
+	.description = "a regular file, sparse when created",
+	.instance_new = file_instance_new,
+	.config = file_config,
+	.config_complete = file_config_complete,
+	.open = file_open,
+	.close = file_close,
+	.instance_free = file_instance_free,
+	.get_size = file_get_size,
+	.can_write = file_can_write,
+	.can_flush = file_yes,
+	.can_fua = file_yes,
+	.can_trim = file_yes,
+	.can_zero = file_yes,
+	.can_extents = file_yes,
+	.can_multi_conn = file_yes,
+	.pread = file_pread,
+	.pwrite = file_pwrite,
+	.flush = file_flush,
+	.trim = file_trim,
+	.zero = file_zero,
+	.extents = file_extents,
+};
+
+IGW_REGISTER_BACKEND(file_backend, IGW_THREAD_MODEL_PARALLEL)

@@ -1,0 +1,227 @@
+/* memory.c: the "memory" backend, for tests and benchmarks.  The LUN lives
+ * in an anonymous private mapping (MAP_NORESERVE), so untouched blocks cost
+ * nothing and read as zeroes; trim gives pages back with MADV_DONTNEED.
+ * Nothing survives the process: flush is a no-op and that is the truth.
+ *
+ * Keys: size (required).
+ * Threads: parallel; distinct ranges never overlap, and the core orders
+ * overlapping requests.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "iscsi-gw-backend.h"
+#include "util/util.h"
+
+struct mem_instance {
+	uint64_t size;
+};
+
+struct mem_handle {
+	uint8_t *base;
+	uint64_t size;
+	bool readonly;
+};
+
+static void *
+mem_instance_new(void)
+{
+	return calloc(1, sizeof(struct mem_instance));
+}
+
+static void
+mem_instance_free(void *p)
+{
+	free(p);
+}
+
+static int
+mem_config(void *p, const char *key, const char *value)
+{
+	struct mem_instance *mi = p;
+
+	if (!strcmp(key, "size")) {
+		if (parse_size(value, &mi->size) < 0 || mi->size == 0) {
+			igw_backend_error("size '%s' is not a size such as 512M or 1G",
+					  value);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	igw_backend_error("unknown key '%s' for backend type memory", key);
+	return -EINVAL;
+}
+
+static int
+mem_config_complete(void *p)
+{
+	struct mem_instance *mi = p;
+
+	if (mi->size == 0) {
+		igw_backend_error("'size' is required for backend type memory");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void *
+mem_open(void *p, int readonly)
+{
+	struct mem_instance *mi = p;
+	struct mem_handle *h = calloc(1, sizeof *h);
+
+	if (!h)
+		return NULL;
+	h->size = mi->size;
+	h->readonly = readonly;
+	h->base = mmap(NULL, mi->size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (h->base == MAP_FAILED) {
+		int e = errno;
+		igw_backend_error("mmap of %llu bytes: %s",
+				  (unsigned long long)mi->size, strerror(e));
+		free(h);
+		errno = e;
+		return NULL;
+	}
+	return h;
+}
+
+static void
+mem_close(void *p)
+{
+	struct mem_handle *h = p;
+
+	munmap(h->base, h->size);
+	free(h);
+}
+
+static int64_t
+mem_get_size(void *p)
+{
+	return (int64_t)((struct mem_handle *)p)->size;
+}
+
+static int
+mem_can_write(void *p)
+{
+	return !((struct mem_handle *)p)->readonly;
+}
+
+static int
+mem_yes(void *p)
+{
+	return 1;
+}
+
+static int
+mem_pread(void *p, void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	struct mem_handle *h = p;
+
+	memcpy(buf, h->base + offset, count);
+	return 0;
+}
+
+static int
+mem_pwrite(void *p, const void *buf, uint32_t count, uint64_t offset,
+	   uint32_t flags)
+{
+	struct mem_handle *h = p;
+
+	memcpy(h->base + offset, buf, count);
+	return 0;
+}
+
+static int
+mem_flush(void *p, uint64_t count, uint64_t offset, uint32_t flags)
+{
+	return 0;
+}
+
+/* Zero [offset, offset+count): whole pages are given back, edges memset. */
+static int
+mem_zero(void *p, uint64_t count, uint64_t offset, uint32_t flags)
+{
+	struct mem_handle *h = p;
+	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t start = (offset + pg - 1) / pg * pg;
+	uint64_t end = (offset + count) / pg * pg;
+
+	if (start < end) {
+		memset(h->base + offset, 0, start - offset);
+		madvise(h->base + start, end - start, MADV_DONTNEED);
+		memset(h->base + end, 0, offset + count - end);
+	} else {
+		memset(h->base + offset, 0, count);
+	}
+	return 0;
+}
+
+static int
+mem_trim(void *p, uint64_t count, uint64_t offset, uint32_t flags)
+{
+	return mem_zero(p, count, offset, flags);
+}
+
+static int
+mem_extents(void *p, uint64_t count, uint64_t offset, uint64_t *run_len,
+	    int *allocated)
+{
+	struct mem_handle *h = p;
+	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t first = offset / pg * pg;
+	uint64_t end = offset + count;
+	unsigned char vec;
+	int state = -1;
+	uint64_t a;
+
+	/* mincore tells which pages have been touched since the last trim. */
+	for (a = first; a < end; a += pg) {
+		int s;
+		if (mincore(h->base + a, pg, &vec) < 0)
+			return -errno;
+		s = vec & 1;
+		if (state < 0)
+			state = s;
+		else if (s != state)
+			break;
+	}
+	*allocated = state > 0;
+	*run_len = MIN(a, end) - offset;
+	return 0;
+}
+
+static struct igw_backend memory_backend = {
+	.name = "memory",
+	.description = "RAM, lost at exit (tests and benchmarks)",
+	.instance_new = mem_instance_new,
+	.config = mem_config,
+	.config_complete = mem_config_complete,
+	.open = mem_open,
+	.close = mem_close,
+	.instance_free = mem_instance_free,
+	.get_size = mem_get_size,
+	.can_write = mem_can_write,
+	.can_flush = mem_yes,
+	.can_fua = mem_yes,
+	.can_trim = mem_yes,
+	.can_zero = mem_yes,
+	.can_extents = mem_yes,
+	.can_multi_conn = mem_yes,
+	.pread = mem_pread,
+	.pwrite = mem_pwrite,
+	.flush = mem_flush,
+	.trim = mem_trim,
+	.zero = mem_zero,
+	.extents = mem_extents,
+};
+
+IGW_REGISTER_BACKEND(memory_backend, IGW_THREAD_MODEL_PARALLEL)

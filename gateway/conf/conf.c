@@ -1,0 +1,640 @@
+/* conf.c: see conf.h.  Modelled on ctld's conf_verify: parse the whole map
+ * fresh, check everything, and only then hand it over.  Messages name the
+ * JSON pointer of the bad key, e.g. "/targets/0/luns/1/backend/size".
+ *
+ * Backend keys are not interpreted here: they are turned into strings and
+ * handed to the backend's config() so backends never link jansson.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libgen.h>
+
+#include <jansson.h>
+
+#include "conf.h"
+#include "backend.h"
+#include "util/util.h"
+
+struct ctx {
+	char *err;
+	size_t errsz;
+	const char *label;
+	const char *base_dir;
+};
+
+static int __attribute__((format(printf, 3, 4)))
+fail(struct ctx *cx, const char *ptr, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	n = snprintf(cx->err, cx->errsz, "%s: %s: ", cx->label,
+		     ptr[0] ? ptr : "/");
+	if (n < 0 || (size_t)n >= cx->errsz)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(cx->err + n, cx->errsz - n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The global option table (Redis config.c style): name, bounds, default. */
+struct opt {
+	const char *name;
+	size_t offset;		/* into struct conf_iscsi */
+	bool is_bool;
+	uint32_t min, max, dflt;
+};
+
+#define OPT_U32(n, field, lo, hi, d)                                          \
+	{ .name = n, .offset = offsetof(struct conf_iscsi, field),            \
+	  .min = lo, .max = hi, .dflt = d }
+#define OPT_BOOL(n, field, d)                                                 \
+	{ .name = n, .offset = offsetof(struct conf_iscsi, field),            \
+	  .is_bool = true, .dflt = d }
+
+static const struct opt iscsi_opts[] = {
+	OPT_U32("max_recv_data_segment_length", max_recv_data_segment_length,
+		512, 16777215, 262144),
+	OPT_U32("max_burst_length", max_burst_length, 512, 16777215, 1048576),
+	OPT_U32("first_burst_length", first_burst_length, 512, 16777215, 262144),
+	OPT_BOOL("initial_r2t", initial_r2t, false),
+	OPT_BOOL("immediate_data", immediate_data, true),
+	OPT_U32("max_outstanding_r2t", max_outstanding_r2t, 1, 65535, 16),
+	OPT_U32("queue_depth", queue_depth, 1, 1024, 128),
+	OPT_U32("nop_interval", nop_interval, 0, 3600, 15),
+	OPT_U32("nop_timeout", nop_timeout, 1, 3600, 15),
+	OPT_U32("login_timeout", login_timeout, 1, 3600, 30),
+	OPT_U32("max_connections", max_connections, 1, 65536, 1024),
+};
+
+static void
+iscsi_defaults(struct conf_iscsi *ci)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(iscsi_opts); i++) {
+		const struct opt *o = &iscsi_opts[i];
+		if (o->is_bool)
+			*(bool *)((char *)ci + o->offset) = o->dflt;
+		else
+			*(uint32_t *)((char *)ci + o->offset) = o->dflt;
+	}
+}
+
+static int
+check_keys(struct ctx *cx, json_t *obj, const char *ptr,
+	   const char *const *allowed, const char *const *later)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v) {
+		bool ok = false;
+		for (size_t i = 0; allowed[i]; i++)
+			if (!strcmp(allowed[i], key))
+				ok = true;
+		if (ok)
+			continue;
+		for (size_t i = 0; later && later[i]; i++)
+			if (!strcmp(later[i], key))
+				return fail(cx, ptr, "key '%s' is not supported by this version of iscsi-gw",
+					    key);
+		return fail(cx, ptr, "unknown key '%s'", key);
+	}
+	return 0;
+}
+
+static int
+get_bool(struct ctx *cx, json_t *obj, const char *ptr, const char *key,
+	 bool *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return fail(cx, ptr, "'%s' must be true or false", key);
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int
+get_u32(struct ctx *cx, json_t *v, const char *ptr, uint32_t lo, uint32_t hi,
+	uint32_t *out)
+{
+	json_int_t n;
+
+	if (!json_is_integer(v))
+		return fail(cx, ptr, "must be an integer");
+	n = json_integer_value(v);
+	if (n < lo || n > hi)
+		return fail(cx, ptr, "%" JSON_INTEGER_FORMAT
+			    " is out of range (%u..%u)", n, lo, hi);
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static int
+get_string(struct ctx *cx, json_t *obj, const char *ptr, const char *key,
+	   bool required, char **out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v) {
+		if (required)
+			return fail(cx, ptr, "'%s' is required", key);
+		return 0;
+	}
+	if (!json_is_string(v) || json_string_length(v) == 0 ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return fail(cx, ptr, "'%s' must be a non-empty string", key);
+	*out = strdup(json_string_value(v));
+	return *out ? 0 : fail(cx, ptr, "out of memory");
+}
+
+/* Resolve a relative path against the map's folder. */
+static char *
+resolve_path(struct ctx *cx, const char *p)
+{
+	char *r;
+
+	if (p[0] == '/' || !cx->base_dir)
+		return strdup(p);
+	if (asprintf(&r, "%s/%s", cx->base_dir, p) < 0)
+		return NULL;
+	return r;
+}
+
+bool
+conf_valid_iscsi_name(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (len == 0 || len > 223)
+		return false;
+	if (!strncmp(n, "iqn.", 4)) {
+		/* iqn.yyyy-mm.reversed.domain[:anything] */
+		if (len < 12 || !isdigit((unsigned char)n[4]) ||
+		    !isdigit((unsigned char)n[5]) || !isdigit((unsigned char)n[6]) ||
+		    !isdigit((unsigned char)n[7]) || n[8] != '-' ||
+		    !isdigit((unsigned char)n[9]) || !isdigit((unsigned char)n[10]) ||
+		    n[11] != '.')
+			return false;
+		for (size_t i = 12; i < len; i++) {
+			unsigned char c = n[i];
+			if (!(islower(c) || isdigit(c) || c == '.' || c == '-' ||
+			      c == ':'))
+				return false;
+		}
+		return len > 12;
+	}
+	if (!strncmp(n, "eui.", 4) || !strncmp(n, "naa.", 4)) {
+		size_t hex = len - 4;
+		if (n[0] == 'e' && hex != 16)
+			return false;
+		if (n[0] == 'n' && hex != 16 && hex != 32)
+			return false;
+		for (size_t i = 4; i < len; i++)
+			if (!isxdigit((unsigned char)n[i]) ||
+			    islower((unsigned char)n[i]))
+				return false;
+		return true;
+	}
+	return false;
+}
+
+int
+conf_parse_portal(const char *s, char *host, size_t hostsz, unsigned *port)
+{
+	const char *colon;
+	size_t hlen;
+	char *end;
+	unsigned long p;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':')
+			return -1;
+		hlen = rb - s - 1;
+		if (hlen == 0 || hlen >= hostsz)
+			return -1;
+		memcpy(host, s + 1, hlen);
+		host[hlen] = '\0';
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -1;
+		hlen = colon - s;
+		if (hlen == 0 || hlen >= hostsz || memchr(s, ':', hlen))
+			return -1;
+		memcpy(host, s, hlen);
+		host[hlen] = '\0';
+	}
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (errno || *end || colon[1] == '\0' || p > 65535)
+		return -1;
+	*port = (unsigned)p;
+	return 0;
+}
+
+static int
+parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
+	      struct conf_lun *l)
+{
+	const char *key;
+	json_t *v;
+	char kptr[256];
+	struct backend *b;
+	int r;
+
+	if (!json_is_object(bj))
+		return fail(cx, ptr, "must be an object");
+	if (get_string(cx, bj, ptr, "type", true, &l->backend_type) < 0)
+		return -1;
+	if (!backend_lookup(l->backend_type)) {
+		if (!strcmp(l->backend_type, "blockdev") ||
+		    !strcmp(l->backend_type, "nbd") ||
+		    !strcmp(l->backend_type, "nbdkit"))
+			return fail(cx, ptr, "backend type '%s' is not supported by this version of iscsi-gw",
+				    l->backend_type);
+		return fail(cx, ptr, "unknown backend type '%s' (known: file, memory)",
+			    l->backend_type);
+	}
+	l->bkeys = calloc(json_object_size(bj), sizeof *l->bkeys);
+	if (!l->bkeys)
+		return fail(cx, ptr, "out of memory");
+	json_object_foreach(bj, key, v) {
+		char *val = NULL;
+
+		if (!strcmp(key, "type"))
+			continue;
+		snprintf(kptr, sizeof kptr, "%s/%s", ptr, key);
+		if (json_is_string(v)) {
+			if (strlen(json_string_value(v)) != json_string_length(v))
+				return fail(cx, kptr, "contains a NUL byte");
+			val = !strcmp(key, "path") ?
+				resolve_path(cx, json_string_value(v)) :
+				strdup(json_string_value(v));
+		} else if (json_is_integer(v)) {
+			if (json_integer_value(v) < 0)
+				return fail(cx, kptr, "must not be negative");
+			if (asprintf(&val, "%" JSON_INTEGER_FORMAT,
+				     json_integer_value(v)) < 0)
+				val = NULL;
+		} else if (json_is_boolean(v)) {
+			val = strdup(json_is_true(v) ? "true" : "false");
+		} else {
+			return fail(cx, kptr, "must be a string, a number or a boolean");
+		}
+		if (!val)
+			return fail(cx, kptr, "out of memory");
+		l->bkeys[l->nbkeys].key = strdup(key);
+		l->bkeys[l->nbkeys].value = val;
+		l->nbkeys++;
+	}
+	/* Let the backend check its keys now, so `check` catches them. */
+	b = backend_new(l->backend_type);
+	if (!b)
+		return fail(cx, ptr, "%s", backend_last_error());
+	for (size_t i = 0; i < l->nbkeys; i++) {
+		backend_clear_error();
+		r = backend_config(b, l->bkeys[i].key, l->bkeys[i].value);
+		if (r < 0) {
+			snprintf(kptr, sizeof kptr, "%s/%s", ptr, l->bkeys[i].key);
+			fail(cx, kptr, "%s", backend_last_error()[0] ?
+			     backend_last_error() : strerror(-r));
+			backend_free(b);
+			return -1;
+		}
+	}
+	backend_clear_error();
+	r = backend_config_complete(b);
+	if (r < 0) {
+		fail(cx, ptr, "%s", backend_last_error()[0] ?
+		     backend_last_error() : strerror(-r));
+		backend_free(b);
+		return -1;
+	}
+	backend_free(b);
+	return 0;
+}
+
+static const char *const lun_keys[] = {
+	"lun", "backend", "block_size", "read_only", "thin", "write_cache",
+	"serial", NULL
+};
+static const char *const lun_later[] = { "per_initiator", NULL };
+
+static int
+parse_lun(struct ctx *cx, json_t *lj, const char *ptr, struct conf_lun *l)
+{
+	char p[256];
+	json_t *v;
+
+	l->pointer = strdup(ptr);
+	if (!json_is_object(lj))
+		return fail(cx, ptr, "must be an object");
+	if (check_keys(cx, lj, ptr, lun_keys, lun_later) < 0)
+		return -1;
+	v = json_object_get(lj, "lun");
+	snprintf(p, sizeof p, "%s/lun", ptr);
+	if (!v)
+		return fail(cx, ptr, "'lun' is required");
+	if (get_u32(cx, v, p, 0, 16383, &l->lun) < 0)
+		return -1;
+	l->block_size = 512;
+	v = json_object_get(lj, "block_size");
+	if (v) {
+		snprintf(p, sizeof p, "%s/block_size", ptr);
+		if (get_u32(cx, v, p, 512, 4096, &l->block_size) < 0)
+			return -1;
+		if (l->block_size != 512 && l->block_size != 4096)
+			return fail(cx, p, "must be 512 or 4096");
+	}
+	if (get_bool(cx, lj, ptr, "read_only", &l->read_only) < 0 ||
+	    get_bool(cx, lj, ptr, "thin", &l->thin) < 0 ||
+	    get_bool(cx, lj, ptr, "write_cache", &l->write_cache) < 0 ||
+	    get_string(cx, lj, ptr, "serial", false, &l->serial) < 0)
+		return -1;
+	if (l->serial && strlen(l->serial) > 64)
+		return fail(cx, ptr, "'serial' is longer than 64 characters");
+	v = json_object_get(lj, "backend");
+	snprintf(p, sizeof p, "%s/backend", ptr);
+	if (!v)
+		return fail(cx, ptr, "'backend' is required");
+	return parse_backend(cx, v, p, l);
+}
+
+static const char *const target_keys[] = { "name", "alias", "acl", "luns", NULL };
+static const char *const target_later[] = { "chap", "mutual_chap", NULL };
+
+static int
+parse_target(struct ctx *cx, json_t *tj, const char *ptr,
+	     struct conf_target *t)
+{
+	char p[256];
+	json_t *v, *item;
+	size_t i;
+
+	if (!json_is_object(tj))
+		return fail(cx, ptr, "must be an object");
+	if (check_keys(cx, tj, ptr, target_keys, target_later) < 0)
+		return -1;
+	if (get_string(cx, tj, ptr, "name", true, &t->name) < 0)
+		return -1;
+	snprintf(p, sizeof p, "%s/name", ptr);
+	if (!conf_valid_iscsi_name(t->name))
+		return fail(cx, p, "'%s' is not a valid iSCSI name (iqn.yyyy-mm.reversed.domain[:id], eui.16HEX or naa.16/32HEX, lower case)",
+			    t->name);
+	if (get_string(cx, tj, ptr, "alias", false, &t->alias) < 0)
+		return -1;
+	if (t->alias && strlen(t->alias) > 255)
+		return fail(cx, ptr, "'alias' is longer than 255 characters");
+	v = json_object_get(tj, "acl");
+	if (v) {
+		snprintf(p, sizeof p, "%s/acl", ptr);
+		if (!json_is_array(v))
+			return fail(cx, p, "must be an array of initiator names");
+		t->acl = calloc(json_array_size(v) + 1, sizeof(char *));
+		json_array_foreach(v, i, item) {
+			snprintf(p, sizeof p, "%s/acl/%zu", ptr, i);
+			if (!json_is_string(item) ||
+			    !conf_valid_iscsi_name(json_string_value(item)))
+				return fail(cx, p, "must be a valid iSCSI initiator name");
+			t->acl[t->nacl++] = strdup(json_string_value(item));
+		}
+	}
+	v = json_object_get(tj, "luns");
+	snprintf(p, sizeof p, "%s/luns", ptr);
+	if (!v)
+		return fail(cx, ptr, "'luns' is required");
+	if (!json_is_array(v))
+		return fail(cx, p, "must be an array");
+	t->luns = calloc(json_array_size(v) + 1, sizeof *t->luns);
+	json_array_foreach(v, i, item) {
+		snprintf(p, sizeof p, "%s/luns/%zu", ptr, i);
+		if (parse_lun(cx, item, p, &t->luns[t->nluns++]) < 0)
+			return -1;
+		for (size_t j = 0; j + 1 < t->nluns; j++)
+			if (t->luns[j].lun == t->luns[i].lun) {
+				snprintf(p, sizeof p, "%s/luns/%zu/lun", ptr, i);
+				return fail(cx, p, "LUN %u is already used by %s",
+					    t->luns[i].lun, t->luns[j].pointer);
+			}
+	}
+	return 0;
+}
+
+static const char *const top_keys[] = {
+	"portals", "state_dir", "targets", "iscsi", "io_threads", NULL
+};
+static const char *const top_later[] = {
+	"discovery_chap", "fuse_mount", "control_socket", "user", NULL
+};
+
+static int
+parse_top(struct ctx *cx, json_t *root, struct conf *c)
+{
+	char p[256];
+	json_t *v, *item;
+	size_t i;
+	const char *key;
+
+	if (!json_is_object(root))
+		return fail(cx, "", "the map must be a JSON object");
+	if (check_keys(cx, root, "", top_keys, top_later) < 0)
+		return -1;
+
+	v = json_object_get(root, "portals");
+	if (!v)
+		return fail(cx, "", "'portals' is required");
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return fail(cx, "/portals", "must be a non-empty array of \"HOST:PORT\"");
+	c->portals = calloc(json_array_size(v) + 1, sizeof(char *));
+	json_array_foreach(v, i, item) {
+		char host[256];
+		unsigned port;
+
+		snprintf(p, sizeof p, "/portals/%zu", i);
+		if (!json_is_string(item) ||
+		    conf_parse_portal(json_string_value(item), host, sizeof host,
+				      &port) < 0)
+			return fail(cx, p, "must be \"HOST:PORT\" or \"[IPV6]:PORT\"");
+		c->portals[c->nportals++] = strdup(json_string_value(item));
+	}
+
+	if (get_string(cx, root, "", "state_dir", false, &c->state_dir) < 0)
+		return -1;
+	if (c->state_dir) {
+		char *r = resolve_path(cx, c->state_dir);
+		free(c->state_dir);
+		c->state_dir = r;
+	}
+
+	c->io_threads = 16;
+	v = json_object_get(root, "io_threads");
+	if (v && get_u32(cx, v, "/io_threads", 1, 256, &c->io_threads) < 0)
+		return -1;
+
+	iscsi_defaults(&c->iscsi);
+	v = json_object_get(root, "iscsi");
+	if (v) {
+		if (!json_is_object(v))
+			return fail(cx, "/iscsi", "must be an object");
+		json_object_foreach(v, key, item) {
+			const struct opt *o = NULL;
+			for (size_t k = 0; k < ARRAY_SIZE(iscsi_opts); k++)
+				if (!strcmp(iscsi_opts[k].name, key))
+					o = &iscsi_opts[k];
+			snprintf(p, sizeof p, "/iscsi/%s", key);
+			if (!o)
+				return fail(cx, "/iscsi", "unknown key '%s'", key);
+			if (o->is_bool) {
+				if (!json_is_boolean(item))
+					return fail(cx, p, "must be true or false");
+				*(bool *)((char *)&c->iscsi + o->offset) =
+					json_is_true(item);
+			} else if (get_u32(cx, item, p, o->min, o->max,
+					   (uint32_t *)((char *)&c->iscsi +
+							o->offset)) < 0) {
+				return -1;
+			}
+		}
+		if (c->iscsi.first_burst_length > c->iscsi.max_burst_length)
+			return fail(cx, "/iscsi/first_burst_length",
+				    "must not exceed max_burst_length (%u)",
+				    c->iscsi.max_burst_length);
+	}
+
+	v = json_object_get(root, "targets");
+	if (!v)
+		return fail(cx, "", "'targets' is required");
+	if (!json_is_array(v))
+		return fail(cx, "/targets", "must be an array");
+	c->targets = calloc(json_array_size(v) + 1, sizeof *c->targets);
+	json_array_foreach(v, i, item) {
+		snprintf(p, sizeof p, "/targets/%zu", i);
+		if (parse_target(cx, item, p, &c->targets[c->ntargets++]) < 0)
+			return -1;
+		for (size_t j = 0; j + 1 < c->ntargets; j++)
+			if (!strcmp(c->targets[j].name, c->targets[i].name)) {
+				snprintf(p, sizeof p, "/targets/%zu/name", i);
+				return fail(cx, p, "target '%s' is defined twice",
+					    c->targets[i].name);
+			}
+	}
+	return 0;
+}
+
+static struct conf *
+load(json_t *root, struct ctx *cx, const char *label)
+{
+	struct conf *c = calloc(1, sizeof *c);
+
+	if (!c) {
+		snprintf(cx->err, cx->errsz, "out of memory");
+		return NULL;
+	}
+	c->path = strdup(label);
+	if (parse_top(cx, root, c) < 0) {
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct conf *
+conf_load_string(const char *json, const char *base_dir, const char *label,
+		 char *err, size_t errsz)
+{
+	struct ctx cx = { .err = err, .errsz = errsz, .label = label,
+			  .base_dir = base_dir };
+	json_error_t je;
+	json_t *root;
+	struct conf *c;
+
+	root = json_loads(json, JSON_REJECT_DUPLICATES, &je);
+	if (!root) {
+		snprintf(err, errsz, "%s:%d:%d: %s", label, je.line, je.column,
+			 je.text);
+		return NULL;
+	}
+	c = load(root, &cx, label);
+	json_decref(root);
+	return c;
+}
+
+struct conf *
+conf_load_file(const char *path, char *err, size_t errsz)
+{
+	char *dup = strdup(path), *dir;
+	char absdir[PATH_MAX];
+	struct ctx cx = { .err = err, .errsz = errsz, .label = path };
+	json_error_t je;
+	json_t *root;
+	struct conf *c;
+
+	if (!dup) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	dir = dirname(dup);
+	cx.base_dir = realpath(dir, absdir) ? absdir : dir;
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (!root) {
+		if (je.line < 0 || je.position == 0)
+			snprintf(err, errsz, "%s: %s", path, je.text);
+		else
+			snprintf(err, errsz, "%s:%d:%d: %s", path, je.line,
+				 je.column, je.text);
+		free(dup);
+		return NULL;
+	}
+	c = load(root, &cx, path);
+	json_decref(root);
+	free(dup);
+	return c;
+}
+
+void
+conf_free(struct conf *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nportals; i++)
+		free(c->portals[i]);
+	free(c->portals);
+	for (size_t t = 0; t < c->ntargets; t++) {
+		struct conf_target *ct = &c->targets[t];
+		free(ct->name);
+		free(ct->alias);
+		for (size_t i = 0; i < ct->nacl; i++)
+			free(ct->acl[i]);
+		free(ct->acl);
+		for (size_t l = 0; l < ct->nluns; l++) {
+			struct conf_lun *cl = &ct->luns[l];
+			free(cl->serial);
+			free(cl->backend_type);
+			free(cl->pointer);
+			for (size_t k = 0; k < cl->nbkeys; k++) {
+				free(cl->bkeys[k].key);
+				free(cl->bkeys[k].value);
+			}
+			free(cl->bkeys);
+		}
+		free(ct->luns);
+	}
+	free(c->targets);
+	free(c->state_dir);
+	free(c->path);
+	free(c);
+}

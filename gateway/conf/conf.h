@@ -1,0 +1,79 @@
+/* conf.h: the configuration model and the JSON map reader.  Owns parsing,
+ * verification (every refusal names the JSON pointer of the bad key) and
+ * the table of global options.  Runs on the main thread only; a conf is
+ * read-only once conf_load returns.
+ */
+#ifndef IGW_CONF_H
+#define IGW_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf_kv {
+	char *key;
+	char *value;
+};
+
+struct conf_lun {
+	unsigned lun;
+	uint32_t block_size;
+	bool read_only;
+	bool thin;
+	bool write_cache;
+	char *serial;		/* NULL: derived from target name and LUN */
+	char *backend_type;
+	struct conf_kv *bkeys;	/* backend keys, as strings */
+	size_t nbkeys;
+	char *pointer;		/* "/targets/0/luns/1", for messages */
+};
+
+struct conf_target {
+	char *name;
+	char *alias;
+	char **acl;		/* NULL: every initiator */
+	size_t nacl;
+	struct conf_lun *luns;
+	size_t nluns;
+};
+
+/* iSCSI settings the target offers in login, and connection timers. */
+struct conf_iscsi {
+	uint32_t max_recv_data_segment_length;
+	uint32_t max_burst_length;
+	uint32_t first_burst_length;
+	bool initial_r2t;
+	bool immediate_data;
+	uint32_t max_outstanding_r2t;
+	uint32_t queue_depth;		/* commands queued per session */
+	uint32_t nop_interval;		/* seconds idle before a NOP-In */
+	uint32_t nop_timeout;		/* seconds to answer it */
+	uint32_t login_timeout;		/* seconds to finish login */
+	uint32_t max_connections;	/* in total */
+};
+
+struct conf {
+	char *path;		/* the map file, or "(built-in)" */
+	char **portals;
+	size_t nportals;
+	char *state_dir;
+	unsigned io_threads;
+	struct conf_iscsi iscsi;
+	struct conf_target *targets;
+	size_t ntargets;
+};
+
+/* Read and verify a map.  On error returns NULL and writes a message naming
+ * the file and JSON pointer into err. */
+struct conf *conf_load_file(const char *path, char *err, size_t errsz);
+struct conf *conf_load_string(const char *json, const char *base_dir,
+			      const char *label, char *err, size_t errsz);
+void conf_free(struct conf *c);
+
+/* Split "HOST:PORT" / "[V6]:PORT"; host is written to hostbuf. */
+int conf_parse_portal(const char *s, char *hostbuf, size_t hostsz,
+		      unsigned *port);
+/* RFC 7143 §4.2.7 name rules: iqn./eui./naa. forms. */
+bool conf_valid_iscsi_name(const char *name);
+
+#endif

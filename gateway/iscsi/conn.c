@@ -1,0 +1,527 @@
+/* conn.c: one iSCSI connection: the receive state machine, PDU dispatch by
+ * phase, NOP-Out/NOP-In, Logout, closing and reaping.  Loop thread only.
+ *
+ *   RX_BHS --(AHS?)--> RX_AHS --(data?)--> RX_DATA --> RX_PAD --> dispatch
+ *
+ * A Data-Out's payload is read straight into its task's buffer; any other
+ * data segment into a buffer of its own, at most MaxRecvDataSegmentLength.
+ * A connection is freed only when its last reference goes (tasks in the
+ * workers hold one) and never inside an event callback: conn_reap runs
+ * from the tick.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include "iscsi.h"
+#include "conf/conf.h"
+#include "lunmap.h"
+#include "log.h"
+#include "util/util.h"
+
+struct iscsi_globals iscsi_g;
+
+void
+conn_log_prefix(struct iscsi_conn *c)
+{
+	char buf[400], esc[240];
+
+	if (c && c->sess && c->sess->initiator[0]) {
+		log_escape(esc, sizeof esc, c->sess->initiator,
+			   strlen(c->sess->initiator));
+		snprintf(buf, sizeof buf, "%s %s", c->peer, esc);
+		log_set_prefix(buf);
+	} else {
+		log_set_prefix(c ? c->peer : NULL);
+	}
+}
+
+void
+conn_get(struct iscsi_conn *c)
+{
+	c->refs++;
+}
+
+void
+conn_put(struct iscsi_conn *c)
+{
+	c->refs--;	/* freed by conn_reap once closed and unreferenced */
+}
+
+void
+conn_update_events(struct iscsi_conn *c)
+{
+	uint32_t ev = 0;
+	bool want_in;
+
+	if (c->state == CONN_CLOSED)
+		return;
+	/* Stop reading while the window is full of our own work: a
+	 * connection cannot queue more than it is allowed. */
+	want_in = !c->draining && c->state != CONN_LOGOUT &&
+		  c->ntasks < 2 * iscsi_g.conf->iscsi.queue_depth + 16 &&
+		  c->tx_bytes < (64u << 20);
+	if (want_in)
+		ev |= EPOLLIN;
+	if (c->tx_head)
+		ev |= EPOLLOUT;
+	evloop_mod(c->loop, &c->ev, ev | EPOLLRDHUP);
+}
+
+void
+conn_close(struct iscsi_conn *c, const char *why)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	conn_log_prefix(c);
+	if (c->sess && c->sess->target)
+		log_info("connection closed (%s): target %s", why,
+			 c->sess->target->name);
+	else
+		log_info("connection closed (%s)", why);
+	c->state = CONN_CLOSED;
+	evloop_del(c->loop, &c->ev);
+	close(c->ev.fd);
+	c->ev.fd = -1;
+	/* Abort every task: nothing more will be sent on this link. */
+	while (c->tasks) {
+		struct iscsi_task *t = c->tasks;
+		task_abort(t, NULL);
+	}
+	while (c->tx_head) {
+		struct tx_pdu *p = c->tx_head;
+		c->tx_head = p->next;
+		if (p->task)
+			task_put(p->task);
+		free(p->owned);
+		free(p);
+	}
+	c->tx_tail = NULL;
+	c->tx_bytes = 0;
+	c->refs--;	/* the reference of being open */
+	log_set_prefix(NULL);
+}
+
+static void
+conn_free(struct iscsi_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		iscsi_g.conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	iscsi_g.nconns--;
+	if (c->sess)
+		session_free(c->sess);
+	login_free(c);
+	free(c->rx_data_owned);
+	free(c->text_pending);
+	free(c);
+}
+
+void
+conn_reap(void)
+{
+	struct iscsi_conn *c = iscsi_g.conns, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		if (c->state == CONN_CLOSED && c->refs == 0)
+			conn_free(c);
+	}
+}
+
+static void conn_event(struct ev_handler *h, uint32_t events);
+
+void
+conn_accept(int fd, const char *peer, const char *lhost, unsigned lport)
+{
+	struct iscsi_conn *c;
+	int one = 1;
+
+	if (iscsi_g.shutting_down ||
+	    iscsi_g.nconns >= iscsi_g.conf->iscsi.max_connections) {
+		log_warn("%s: refusing connection: %s", peer,
+			 iscsi_g.shutting_down ? "shutting down" :
+			 "max_connections reached");
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof *c);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->ev.fd = fd;
+	c->ev.cb = conn_event;
+	c->loop = iscsi_g.loop;
+	c->refs = 1;
+	c->state = CONN_LOGIN;
+	snprintf(c->peer, sizeof c->peer, "%s", peer);
+	snprintf(c->local_host, sizeof c->local_host, "%s", lhost);
+	c->local_port = lport;
+	c->created = c->last_rx = time(NULL);
+	iscsi_params_defaults(&c->params);
+	c->next_ttt = 1;
+	c->next = iscsi_g.conns;
+	if (c->next)
+		c->next->prev = c;
+	iscsi_g.conns = c;
+	iscsi_g.nconns++;
+	if (evloop_add(c->loop, &c->ev, EPOLLIN | EPOLLRDHUP) < 0) {
+		conn_close(c, "epoll");
+		return;
+	}
+	log_debug(LOG_AREA_ISCSI_LOGIN, "%s: connection accepted", peer);
+}
+
+/* ---- PDUs handled here: NOP-Out, Logout ---- */
+
+void
+nop_out_handle(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data,
+	       uint32_t dsl)
+{
+	uint32_t itt = get_be32(bhs + 16), ttt = get_be32(bhs + 20);
+	struct tx_pdu *p;
+
+	if (ttt != ISCSI_RSVD_TAG) {
+		/* The answer to our ping (§11.18). */
+		if (ttt == c->ping_ttt)
+			c->ping_sent = 0;
+		return;
+	}
+	if (itt == ISCSI_RSVD_TAG)
+		return;	/* a ping that wants no answer */
+	p = tx_pdu_new(ISCSI_OP_NOP_IN);
+	if (!p)
+		return;
+	p->bhs[1] = 0x80;
+	memcpy(p->bhs + 8, bhs + 8, 8);		/* LUN */
+	put_be32(p->bhs + 16, itt);
+	put_be32(p->bhs + 20, ISCSI_RSVD_TAG);
+	conn_fill_sn(c, p->bhs, true);
+	/* Echo the ping data (§11.19: "the same data"). */
+	tx_pdu_set_data(p, data, dsl, true);
+	conn_queue(c, p);
+}
+
+void
+logout_maybe_finish(struct iscsi_conn *c)
+{
+	struct tx_pdu *p;
+
+	if (!c->logout_pending || c->ntasks > 0 || c->state == CONN_CLOSED)
+		return;
+	c->logout_pending = false;
+	p = tx_pdu_new(ISCSI_OP_LOGOUT_RSP);
+	if (!p)
+		return;
+	p->bhs[1] = 0x80;
+	p->bhs[2] = c->logout_response;
+	put_be32(p->bhs + 16, c->logout_itt);
+	conn_fill_sn(c, p->bhs, true);
+	put_be16(p->bhs + 40, c->params.default_time2wait);
+	put_be16(p->bhs + 42, c->params.default_time2retain);
+	conn_queue(c, p);
+	if (c->logout_response == 0) {
+		c->state = CONN_LOGOUT;	/* close once the response is out */
+		conn_log_prefix(c);
+		log_info("logout");
+	}
+	conn_flush(c);
+}
+
+void
+logout_handle(struct iscsi_conn *c, uint8_t *bhs)
+{
+	unsigned reason = bhs[1] & 0x7f;
+	uint16_t cid = get_be16(bhs + 20);
+
+	c->logout_itt = get_be32(bhs + 16);
+	c->logout_pending = true;
+	switch (reason) {
+	case 0:	/* close the session: it has this one connection */
+		c->logout_response = 0;
+		break;
+	case 1:	/* close the connection */
+		c->logout_response = cid == c->cid ? 0 : 1;
+		break;
+	case 2:	/* remove for recovery: ERL 0 has none (§11.15.1) */
+		c->logout_response = 2;
+		break;
+	default:
+		c->logout_pending = false;
+		conn_send_reject(c, REJECT_INVALID_PDU_FIELD, bhs);
+		return;
+	}
+	logout_maybe_finish(c);
+}
+
+/* ---- receive state machine ---- */
+
+static void
+rx_reset(struct iscsi_conn *c)
+{
+	c->rx_stage = RX_BHS;
+	c->rx_got = 0;
+	c->rx_ahs_len = 0;
+	c->rx_data = NULL;
+	free(c->rx_data_owned);
+	c->rx_data_owned = NULL;
+	c->rx_dsl = 0;
+	c->rx_task = NULL;
+	c->rx_discard = false;
+	c->rx_reject = 0;
+}
+
+static void
+dispatch(struct iscsi_conn *c)
+{
+	uint8_t *bhs = c->rx_bhs;
+	uint8_t op = bhs_opcode(bhs);
+	uint8_t *data = c->rx_data;
+
+	if (log_debug_on[LOG_AREA_ISCSI_PDU])
+		log_debug_msg("rx opcode 0x%02x%s itt 0x%08x dsl %u", op,
+			      bhs_immediate(bhs) ? " (I)" : "",
+			      get_be32(bhs + 16), c->rx_dsl);
+	if (c->rx_reject) {
+		conn_send_reject(c, c->rx_reject, bhs);
+		return;
+	}
+	if (c->state == CONN_LOGIN) {
+		if (op == ISCSI_OP_LOGIN_REQ)
+			login_handle(c, bhs, data, c->rx_dsl);
+		else
+			login_reject_invalid(c, bhs);
+		return;
+	}
+	if (c->state != CONN_FFP)
+		return;
+	switch (op) {
+	case ISCSI_OP_DATA_OUT:
+		cmd_data_out_done(c);
+		break;
+	case ISCSI_OP_NOP_OUT:
+	case ISCSI_OP_SCSI_CMD:
+	case ISCSI_OP_TMF_REQ:
+	case ISCSI_OP_TEXT_REQ:
+	case ISCSI_OP_LOGOUT_REQ:
+		/* Ownership of the data segment moves to the session. */
+		c->rx_data_owned = NULL;
+		session_cmd_pdu(c, bhs, data, c->rx_dsl);
+		break;
+	case ISCSI_OP_LOGIN_REQ:
+		/* §6.2: a login request in full feature phase is a protocol
+		 * error. */
+		conn_send_reject(c, REJECT_PROTOCOL_ERROR, bhs);
+		break;
+	case ISCSI_OP_SNACK:
+		/* ErrorRecoveryLevel 0 has no SNACK (§11.16). */
+		conn_send_reject(c, REJECT_PROTOCOL_ERROR, bhs);
+		break;
+	default:
+		conn_send_reject(c, REJECT_CMD_NOT_SUPPORTED, bhs);
+		break;
+	}
+}
+
+/* The header is complete: validate it and choose where data goes. */
+static bool
+rx_header(struct iscsi_conn *c)
+{
+	uint8_t *bhs = c->rx_bhs;
+	uint32_t dsl = bhs_dsl(bhs);
+	uint32_t limit = c->state == CONN_LOGIN ? 8192 : c->params.max_recv_dsl;
+
+	c->rx_ahs_len = bhs[4] * 4;
+	c->rx_dsl = dsl;
+	/* During login both sides may send 8192 bytes at most (§13.12). */
+	if (c->state == CONN_LOGIN && limit < 8192)
+		limit = 8192;
+	if (dsl > limit) {
+		if (dsl > ISCSI_HARD_DSL_MAX) {
+			conn_close(c, "data segment far over MaxRecvDataSegmentLength");
+			return false;
+		}
+		log_warn("%s: data segment of %u bytes exceeds the negotiated %u",
+			 c->peer, dsl, limit);
+		c->rx_reject = REJECT_PROTOCOL_ERROR;
+		c->rx_discard = true;
+	}
+	if (!c->rx_discard && bhs_opcode(bhs) == ISCSI_OP_DATA_OUT &&
+	    c->state == CONN_FFP)
+		cmd_data_out_header(c);
+	if (dsl && !c->rx_data) {
+		c->rx_data_owned = malloc(dsl);
+		if (!c->rx_data_owned) {
+			conn_close(c, "out of memory");
+			return false;
+		}
+		c->rx_data = c->rx_data_owned;
+	}
+	return true;
+}
+
+static void
+rx_pdu_done(struct iscsi_conn *c)
+{
+	dispatch(c);
+	if (c->state != CONN_CLOSED)
+		rx_reset(c);
+}
+
+/* Read what the current stage needs.  Returns 1 progress, 0 would block,
+ * -1 closed. */
+static int
+rx_step(struct iscsi_conn *c)
+{
+	uint8_t *dst;
+	uint32_t want;
+	ssize_t r;
+
+	switch (c->rx_stage) {
+	case RX_BHS:
+		dst = c->rx_bhs + c->rx_got;
+		want = ISCSI_BHS_LEN - c->rx_got;
+		break;
+	case RX_AHS:
+		dst = c->rx_ahs + c->rx_got;
+		want = c->rx_ahs_len - c->rx_got;
+		break;
+	case RX_DATA:
+		dst = c->rx_data + c->rx_got;
+		want = c->rx_dsl - c->rx_got;
+		break;
+	default:
+		dst = c->rx_pad + c->rx_got;
+		want = ((4 - (c->rx_dsl & 3)) & 3) - c->rx_got;
+		break;
+	}
+	if (want) {
+		r = read(c->ev.fd, dst, want);
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == EINTR)
+				return 1;
+			conn_close(c, strerror(errno));
+			return -1;
+		}
+		if (r == 0) {
+			conn_close(c, c->rx_stage == RX_BHS && c->rx_got == 0 ?
+				   "peer closed" : "peer closed mid-PDU");
+			return -1;
+		}
+		c->rx_got += r;
+		if ((uint32_t)r < want)
+			return 1;
+	}
+	c->last_rx = time(NULL);
+	c->ping_sent = 0;	/* any traffic proves the peer alive */
+	c->rx_got = 0;
+	switch (c->rx_stage) {
+	case RX_BHS:
+		if (!rx_header(c))
+			return -1;
+		if (c->rx_ahs_len) {
+			c->rx_stage = RX_AHS;
+			return 1;
+		}
+		/* fallthrough */
+	case RX_AHS:
+		if (c->rx_dsl) {
+			c->rx_stage = RX_DATA;
+			return 1;
+		}
+		rx_pdu_done(c);
+		return c->state == CONN_CLOSED ? -1 : 1;
+	case RX_DATA:
+		if (c->rx_dsl & 3) {
+			c->rx_stage = RX_PAD;
+			return 1;
+		}
+		/* fallthrough */
+	default:
+		rx_pdu_done(c);
+		return c->state == CONN_CLOSED ? -1 : 1;
+	}
+}
+
+static void
+conn_event(struct ev_handler *h, uint32_t events)
+{
+	struct iscsi_conn *c = container_of(h, struct iscsi_conn, ev);
+
+	if (c->state == CONN_CLOSED)
+		return;
+	conn_log_prefix(c);
+	if (events & EPOLLOUT)
+		conn_flush(c);
+	if (c->state == CONN_CLOSED)
+		goto out;
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+		/* Bounded work per wakeup keeps other connections served. */
+		for (int i = 0; i < 256 && c->state != CONN_CLOSED; i++) {
+			if (c->draining || c->state == CONN_LOGOUT)
+				break;
+			if (rx_step(c) <= 0)
+				break;
+		}
+	}
+	if (c->state != CONN_CLOSED)
+		conn_flush(c);
+out:
+	log_set_prefix(NULL);
+}
+
+/* Once a second: login timeout, NOP-In pings, dead peers, reaping. */
+void
+conn_tick(void *opaque)
+{
+	time_t now = time(NULL);
+	const struct conf_iscsi *ci = &iscsi_g.conf->iscsi;
+
+	for (struct iscsi_conn *c = iscsi_g.conns; c; c = c->next) {
+		if (c->state == CONN_CLOSED)
+			continue;
+		if (c->state == CONN_LOGIN &&
+		    now - c->created >= (time_t)ci->login_timeout) {
+			conn_close(c, "login timed out");
+			continue;
+		}
+		if (c->state != CONN_FFP || ci->nop_interval == 0)
+			continue;
+		if (c->ping_sent && now - c->ping_sent >= (time_t)ci->nop_timeout) {
+			conn_close(c, "no answer to NOP-In");
+			continue;
+		}
+		if (!c->ping_sent && now - c->last_rx >= (time_t)ci->nop_interval) {
+			struct tx_pdu *p = tx_pdu_new(ISCSI_OP_NOP_IN);
+			if (!p)
+				continue;
+			p->bhs[1] = 0x80;
+			c->ping_ttt = c->next_ttt++;
+			if (c->ping_ttt == ISCSI_RSVD_TAG)
+				c->ping_ttt = c->next_ttt++;
+			put_be32(p->bhs + 16, ISCSI_RSVD_TAG);
+			put_be32(p->bhs + 20, c->ping_ttt);
+			/* StatSN is not advanced for an unsolicited NOP-In. */
+			conn_fill_sn(c, p->bhs, false);
+			conn_queue(c, p);
+			c->ping_sent = now;
+			conn_flush(c);
+		}
+	}
+	conn_reap();
+}

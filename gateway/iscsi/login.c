@@ -1,0 +1,470 @@
+/* login.c: the login phase (RFC 7143 §6, §11.12-§11.13).  Owns the stages
+ * (security, operational, full feature), the C-bit continuation of long
+ * key text in both directions, the checks on the leading login (version,
+ * names, session type, target, ACL), key answers, session creation and
+ * reinstatement, and login rejects with their status class and detail.
+ * Loop thread only.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iscsi.h"
+#include "conf/conf.h"
+#include "lunmap.h"
+#include "log.h"
+#include "util/util.h"
+
+#define LOGIN_PDU_TEXT_MAX 8192		/* §13.12: during login */
+
+struct login_state {
+	bool started;
+	bool checked;			/* leading-login checks done */
+	uint8_t isid[6];
+	uint16_t tsih;
+	uint32_t itt;
+	uint16_t cid;
+	uint32_t cmdsn;
+	unsigned stage;			/* current CSG */
+	char initiator[224];
+	char initiator_alias[256];
+	char target_name[224];
+	bool discovery;
+	bool auth_rejected;
+	bool declared;			/* our declarative keys are sent */
+	struct target *target;
+	struct iscsi_params params;
+	uint8_t *acc;			/* request text across C-bit PDUs */
+	uint32_t acc_len;
+	struct iscsi_text out;		/* response text not yet sent */
+	uint32_t out_off;
+	uint8_t last_flags;		/* T/CSG/NSG for continuation replies */
+};
+
+void
+login_free(struct iscsi_conn *c)
+{
+	struct login_state *ls = c->login;
+
+	if (!ls)
+		return;
+	free(ls->acc);
+	iscsi_text_free(&ls->out);
+	free(ls);
+	c->login = NULL;
+}
+
+static void
+send_login_rsp(struct iscsi_conn *c, uint8_t flags, uint16_t status,
+	       const void *data, uint32_t len)
+{
+	struct login_state *ls = c->login;
+	struct tx_pdu *p = tx_pdu_new(ISCSI_OP_LOGIN_RSP);
+	uint32_t depth = iscsi_g.conf->iscsi.queue_depth;
+
+	if (!p)
+		return;
+	p->bhs[1] = flags;
+	p->bhs[2] = 0x00;	/* version max */
+	p->bhs[3] = 0x00;	/* version active */
+	if (ls) {
+		memcpy(p->bhs + 8, ls->isid, 6);
+		put_be16(p->bhs + 14, c->sess ? c->sess->tsih : 0);
+		put_be32(p->bhs + 16, ls->itt);
+		put_be32(p->bhs + 24, c->stat_sn++);
+		put_be32(p->bhs + 28, ls->cmdsn);
+		put_be32(p->bhs + 32, ls->cmdsn + depth - 1);
+	}
+	p->bhs[36] = status >> 8;
+	p->bhs[37] = status & 0xff;
+	if (len)
+		tx_pdu_set_data(p, data, len, true);
+	conn_queue(c, p);
+}
+
+static void
+login_fail(struct iscsi_conn *c, uint16_t status, const char *why)
+{
+	struct login_state *ls = c->login;
+	char esc[240];
+
+	conn_log_prefix(c);
+	log_escape(esc, sizeof esc, ls ? ls->initiator : "", ls ? strlen(ls->initiator) : 0);
+	log_warn("login refused (status 0x%04x: %s)%s%s%s%s", status, why,
+		 esc[0] ? " initiator " : "", esc,
+		 ls && ls->target_name[0] ? " target " : "",
+		 ls && ls->target_name[0] ? ls->target_name : "");
+	send_login_rsp(c, ls ? (ls->stage << 2) : 0, status, NULL, 0);
+	/* §6.11: after a login reject the target closes the connection. */
+	c->state = CONN_LOGOUT;
+	conn_flush(c);
+}
+
+void
+login_reject_invalid(struct iscsi_conn *c, const uint8_t *bhs)
+{
+	if (!c->login) {
+		c->login = calloc(1, sizeof *c->login);
+		if (c->login) {
+			memcpy(c->login->isid, bhs + 8, 6);
+			c->login->itt = get_be32(bhs + 16);
+		}
+	}
+	login_fail(c, LOGIN_INVALID_DURING_LOGIN, "non-login PDU during login");
+}
+
+/* Send the next piece of pending response text (C bit while more). */
+static void
+send_text_piece(struct iscsi_conn *c, uint8_t flags)
+{
+	struct login_state *ls = c->login;
+	uint32_t left = ls->out.len - ls->out_off;
+	uint32_t n = MIN(left, MIN(LOGIN_PDU_TEXT_MAX, c->params.max_send_dsl > 0 ?
+				   MAX(c->params.max_send_dsl, 512u) : 8192u));
+
+	if (n < left)
+		flags = (flags & ~0x80) | 0x40;	/* C, and no transit yet */
+	send_login_rsp(c, flags, LOGIN_OK, ls->out.buf + ls->out_off, n);
+	ls->out_off += n;
+	if (ls->out_off >= ls->out.len) {
+		iscsi_text_free(&ls->out);
+		ls->out_off = 0;
+	}
+}
+
+/* Checks on the first complete request of a login (§6.1, §13). */
+static bool
+leading_checks(struct iscsi_conn *c)
+{
+	struct login_state *ls = c->login;
+	char esc[240];
+
+	if (!ls->initiator[0]) {
+		login_fail(c, LOGIN_MISSING_PARAMETER, "no InitiatorName");
+		return false;
+	}
+	if (ls->tsih != 0) {
+		/* Adding a connection: MaxConnections is 1 here. */
+		bool exists = false;
+		for (struct iscsi_session *s = iscsi_g.sessions; s; s = s->next)
+			if (s->tsih == ls->tsih)
+				exists = true;
+		login_fail(c, exists ? LOGIN_TOO_MANY_CONNECTIONS :
+			   LOGIN_SESSION_DOES_NOT_EXIST,
+			   exists ? "session has its one connection" :
+			   "no session with that TSIH");
+		return false;
+	}
+	if (ls->discovery)
+		return true;
+	if (!ls->target_name[0]) {
+		login_fail(c, LOGIN_MISSING_PARAMETER, "no TargetName");
+		return false;
+	}
+	ls->target = lunmap_find_target(iscsi_g.map, ls->target_name);
+	if (!ls->target) {
+		log_escape(esc, sizeof esc, ls->target_name, strlen(ls->target_name));
+		login_fail(c, LOGIN_NOT_FOUND, "no such target");
+		return false;
+	}
+	if (!target_allows(ls->target, ls->initiator)) {
+		login_fail(c, LOGIN_AUTHORIZATION_FAILURE,
+			   "initiator not in the target's acl");
+		return false;
+	}
+	return true;
+}
+
+static bool
+finish_login(struct iscsi_conn *c)
+{
+	struct login_state *ls = c->login;
+	struct iscsi_session *s, *old;
+	char esc[240];
+
+	if (!ls->discovery) {
+		old = session_find(ls->initiator, ls->isid, ls->target, false);
+		if (old) {
+			/* §6.3.5: session reinstatement closes the old one. */
+			conn_log_prefix(old->conn);
+			log_info("session reinstated by a new login with the same ISID");
+			conn_close(old->conn, "session reinstatement");
+			conn_log_prefix(c);
+		}
+	}
+	s = session_new(c);
+	if (!s) {
+		login_fail(c, LOGIN_OUT_OF_RESOURCES, "out of memory");
+		return false;
+	}
+	c->sess = s;
+	s->discovery = ls->discovery;
+	s->target = ls->target;
+	snprintf(s->initiator, sizeof s->initiator, "%s", ls->initiator);
+	snprintf(s->initiator_alias, sizeof s->initiator_alias, "%s",
+		 ls->initiator_alias);
+	memcpy(s->isid, ls->isid, 6);
+	s->tsih = session_alloc_tsih();
+	s->exp_cmd_sn = ls->cmdsn;
+	s->max_cmd_sn = ls->cmdsn - 1;
+	session_update_window(s);
+	if (!s->discovery) {
+		s->nexus = scsi_nexus_new(s->target, s->initiator, s->isid);
+		if (!s->nexus) {
+			login_fail(c, LOGIN_OUT_OF_RESOURCES, "out of memory");
+			return false;
+		}
+	}
+	c->params = ls->params;
+	c->params.max_recv_dsl = iscsi_g.offer.max_recv_dsl;
+	c->cid = ls->cid;
+	conn_log_prefix(c);
+	log_escape(esc, sizeof esc, ls->initiator, strlen(ls->initiator));
+	log_info("login: %s session to %s, TSIH %u, MaxRecvDSL %u/%u, "
+		 "MaxBurst %u, FirstBurst %u, InitialR2T %s, ImmediateData %s, "
+		 "MaxOutstandingR2T %u",
+		 s->discovery ? "discovery" : "normal",
+		 s->discovery ? "-" : s->target->name, s->tsih,
+		 c->params.max_recv_dsl, c->params.max_send_dsl,
+		 c->params.max_burst_length, c->params.first_burst_length,
+		 c->params.initial_r2t ? "Yes" : "No",
+		 c->params.immediate_data ? "Yes" : "No",
+		 c->params.max_outstanding_r2t);
+	return true;
+}
+
+static bool
+is_key(const char *k, const char *name)
+{
+	return !strcmp(k, name);
+}
+
+/* Answer every key of the request.  Returns false after a login reject. */
+static bool
+process_keys(struct iscsi_conn *c)
+{
+	struct login_state *ls = c->login;
+	struct iscsi_kv kv[ISCSI_LOGIN_KEYS_MAX];
+	int n = 0;
+
+	if (ls->acc_len) {
+		n = iscsi_text_parse(ls->acc, ls->acc_len, kv,
+				     ISCSI_LOGIN_KEYS_MAX);
+		if (n < 0) {
+			login_fail(c, LOGIN_INITIATOR_ERROR, "malformed key text");
+			return false;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		const char *k = kv[i].key, *v = kv[i].value;
+
+		for (int j = 0; j < i; j++)
+			if (!strcmp(kv[j].key, k)) {
+				/* §6.2: a key sent twice is a protocol error. */
+				login_fail(c, LOGIN_INITIATOR_ERROR,
+					   "key sent twice");
+				return false;
+			}
+		log_debug(LOG_AREA_ISCSI_LOGIN, "login key %s=%s", k, v);
+		if (is_key(k, "InitiatorName")) {
+			if (!*v || strlen(v) > 223) {
+				login_fail(c, LOGIN_INITIATOR_ERROR,
+					   "bad InitiatorName");
+				return false;
+			}
+			snprintf(ls->initiator, sizeof ls->initiator, "%s", v);
+		} else if (is_key(k, "InitiatorAlias")) {
+			snprintf(ls->initiator_alias, sizeof ls->initiator_alias,
+				 "%s", v);
+		} else if (is_key(k, "TargetName")) {
+			if (!*v || strlen(v) > 223) {
+				login_fail(c, LOGIN_INITIATOR_ERROR,
+					   "bad TargetName");
+				return false;
+			}
+			snprintf(ls->target_name, sizeof ls->target_name, "%s", v);
+		} else if (is_key(k, "SessionType")) {
+			if (!strcmp(v, "Discovery"))
+				ls->discovery = true;
+			else if (!strcmp(v, "Normal"))
+				ls->discovery = false;
+			else {
+				login_fail(c, LOGIN_SESSION_TYPE_UNSUPPORTED,
+					   "unknown SessionType");
+				return false;
+			}
+		} else if (is_key(k, "AuthMethod")) {
+			if (ls->stage != 0) {
+				login_fail(c, LOGIN_INITIATOR_ERROR,
+					   "AuthMethod outside the security stage");
+				return false;
+			}
+			/* No secrets are configured: None is the answer. */
+			if (iscsi_list_has(v, "None")) {
+				iscsi_text_add(&ls->out, k, "None");
+				continue;
+			}
+			ls->auth_rejected = true;
+			iscsi_text_add(&ls->out, k, "Reject");
+		} else if (!strncmp(k, "CHAP_", 5)) {
+			iscsi_text_add(&ls->out, k, "Irrelevant");
+		} else if (is_key(k, "SendTargets") || is_key(k, "TargetAddress") ||
+			   is_key(k, "TargetAlias") ||
+			   is_key(k, "TargetPortalGroupTag")) {
+			/* Target-declared or text-only keys (§13). */
+			iscsi_text_add(&ls->out, k, "Irrelevant");
+		} else if (iscsi_negotiate_key(&ls->params, &iscsi_g.offer,
+					       ls->stage == 0 ? KEY_PHASE_SECURITY :
+					       KEY_PHASE_OPERATIONAL, true, k, v,
+					       &ls->out) == 0) {
+			/* negotiated */
+		} else {
+			/* Unknown, X- and X# keys (§6.2, §13.1). */
+			iscsi_text_add(&ls->out, k, "NotUnderstood");
+		}
+	}
+	return true;
+}
+
+void
+login_handle(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
+{
+	struct login_state *ls = c->login;
+	uint8_t flags = bhs[1];
+	bool transit = flags & 0x80, cont = flags & 0x40;
+	unsigned csg = (flags >> 2) & 3, nsg = flags & 3;
+	uint8_t rflags;
+
+	if (!ls) {
+		ls = c->login = calloc(1, sizeof *ls);
+		if (!ls) {
+			conn_close(c, "out of memory");
+			return;
+		}
+	}
+	if (!ls->started) {
+		ls->started = true;
+		memcpy(ls->isid, bhs + 8, 6);
+		ls->tsih = get_be16(bhs + 14);
+		ls->itt = get_be32(bhs + 16);
+		ls->cid = get_be16(bhs + 20);
+		ls->cmdsn = get_be32(bhs + 24);
+		ls->stage = csg;
+		c->stat_sn = get_be32(bhs + 28);
+		ls->params = iscsi_g.offer;
+		/* Until negotiated, values default as in §13. */
+		iscsi_params_defaults(&ls->params);
+		ls->params.max_recv_dsl = iscsi_g.offer.max_recv_dsl;
+		ls->params.max_send_dsl = 8192;
+		/* Version-min above ours (0x00) cannot work (§11.12.4). */
+		if (bhs[3] > 0x00) {
+			login_fail(c, LOGIN_UNSUPPORTED_VERSION,
+				   "unsupported version");
+			return;
+		}
+	} else if (memcmp(ls->isid, bhs + 8, 6) || ls->tsih != get_be16(bhs + 14) ||
+		   ls->cid != get_be16(bhs + 20)) {
+		login_fail(c, LOGIN_INITIATOR_ERROR,
+			   "ISID, TSIH or CID changed during login");
+		return;
+	}
+	ls->itt = get_be32(bhs + 16);
+	c->exp_stat_sn = get_be32(bhs + 28);
+
+	if (transit && cont) {
+		login_fail(c, LOGIN_INITIATOR_ERROR, "T and C bits both set");
+		return;
+	}
+	if (csg != ls->stage || csg >= 2 ||
+	    (transit && (nsg == 2 || nsg <= csg))) {
+		login_fail(c, LOGIN_INITIATOR_ERROR, "invalid stage transition");
+		return;
+	}
+	/* The initiator fetches the rest of our long answer with empty
+	 * requests (§11.13.2). */
+	if (ls->out.len && ls->out_off) {
+		if (dsl) {
+			login_fail(c, LOGIN_INITIATOR_ERROR,
+				   "keys sent while the target's answer continues");
+			return;
+		}
+		send_text_piece(c, ls->last_flags);
+		conn_flush(c);
+		return;
+	}
+	if (dsl) {
+		uint8_t *nb;
+
+		if (ls->acc_len + dsl > ISCSI_LOGIN_TEXT_MAX) {
+			login_fail(c, LOGIN_INITIATOR_ERROR, "login text too long");
+			return;
+		}
+		nb = realloc(ls->acc, ls->acc_len + dsl);
+		if (!nb) {
+			login_fail(c, LOGIN_OUT_OF_RESOURCES, "out of memory");
+			return;
+		}
+		memcpy(nb + ls->acc_len, data, dsl);
+		ls->acc = nb;
+		ls->acc_len += dsl;
+	}
+	if (cont) {
+		/* More text follows: acknowledge with an empty response. */
+		send_login_rsp(c, csg << 2, LOGIN_OK, NULL, 0);
+		conn_flush(c);
+		return;
+	}
+	if (!process_keys(c))
+		return;
+	free(ls->acc);
+	ls->acc = NULL;
+	ls->acc_len = 0;
+	if (!ls->checked) {
+		if (!leading_checks(c))
+			return;
+		ls->checked = true;
+		if (!ls->discovery) {
+			/* §13.9: TargetPortalGroupTag in the first response. */
+			iscsi_text_add(&ls->out, "TargetPortalGroupTag", "%u",
+				       ls->target->tpgt);
+			if (ls->target->alias)
+				iscsi_text_add(&ls->out, "TargetAlias", "%s",
+					       ls->target->alias);
+		}
+	}
+	if (transit && csg == 0 && ls->auth_rejected) {
+		login_fail(c, LOGIN_AUTH_FAILURE,
+			   "no authentication method in common");
+		return;
+	}
+	if (!ls->declared && (csg == 1 || (transit && nsg == 3))) {
+		/* Declarative: what we can receive (§13.12). */
+		iscsi_text_add(&ls->out, "MaxRecvDataSegmentLength", "%u",
+			       iscsi_g.offer.max_recv_dsl);
+		ls->declared = true;
+	}
+	if (ls->out.oom) {
+		login_fail(c, LOGIN_OUT_OF_RESOURCES, "out of memory");
+		return;
+	}
+	rflags = transit ? (0x80 | (csg << 2) | nsg) : (csg << 2);
+	ls->last_flags = rflags;
+	if (transit && nsg == 3) {
+		if (!finish_login(c))
+			return;
+		send_login_rsp(c, rflags, LOGIN_OK, ls->out.buf, ls->out.len);
+		c->state = CONN_FFP;
+		login_free(c);
+		conn_flush(c);
+		return;
+	}
+	if (ls->out.len > 0)
+		send_text_piece(c, rflags);
+	else
+		send_login_rsp(c, rflags, LOGIN_OK, NULL, 0);
+	if (transit)
+		ls->stage = nsg;
+	conn_flush(c);
+}

@@ -1,0 +1,184 @@
+/* pdu.c: building outgoing PDUs and the transmit queue.  Each response is
+ * gathered (header, data, padding) into one writev with its neighbours, so
+ * a read's Data-In PDUs leave in as few system calls as the socket allows.
+ * Loop thread only.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "iscsi.h"
+#include "log.h"
+#include "util/util.h"
+
+void
+bhs_set_dsl(uint8_t *b, uint32_t len)
+{
+	b[5] = len >> 16;
+	b[6] = len >> 8;
+	b[7] = len;
+}
+
+struct tx_pdu *
+tx_pdu_new(uint8_t opcode)
+{
+	struct tx_pdu *p = calloc(1, sizeof *p);
+
+	if (p)
+		p->bhs[0] = opcode;
+	return p;
+}
+
+void
+tx_pdu_set_data(struct tx_pdu *p, const void *data, uint32_t len, bool copy)
+{
+	if (copy && len) {
+		p->owned = malloc(len);
+		if (!p->owned) {
+			len = 0;
+		} else {
+			memcpy(p->owned, data, len);
+			data = p->owned;
+		}
+	}
+	p->data = data;
+	p->data_len = len;
+	bhs_set_dsl(p->bhs, len);
+}
+
+void
+conn_fill_sn(struct iscsi_conn *c, uint8_t *bhs, bool advance)
+{
+	put_be32(bhs + 24, c->stat_sn);
+	if (advance)
+		c->stat_sn++;
+	if (c->sess) {
+		put_be32(bhs + 28, c->sess->exp_cmd_sn);
+		put_be32(bhs + 32, c->sess->max_cmd_sn);
+	}
+}
+
+static void
+tx_pdu_free(struct tx_pdu *p)
+{
+	if (p->task)
+		task_put(p->task);
+	free(p->owned);
+	free(p);
+}
+
+void
+conn_queue(struct iscsi_conn *c, struct tx_pdu *p)
+{
+	if (c->state == CONN_CLOSED) {
+		tx_pdu_free(p);
+		return;
+	}
+	if (p->task)
+		p->task->refs++;
+	if (log_debug_on[LOG_AREA_ISCSI_PDU])
+		log_debug_msg("tx opcode 0x%02x itt 0x%08x dsl %u", p->bhs[0] & 0x3f,
+			      get_be32(p->bhs + 16), p->data_len);
+	p->next = NULL;
+	if (c->tx_tail)
+		c->tx_tail->next = p;
+	else
+		c->tx_head = p;
+	c->tx_tail = p;
+	c->tx_bytes += ISCSI_BHS_LEN + p->data_len;
+}
+
+static const uint8_t zero_pad[4];
+
+void
+conn_flush(struct iscsi_conn *c)
+{
+	while (c->tx_head && c->state != CONN_CLOSED) {
+		struct iovec iov[64];
+		int n = 0;
+		ssize_t r;
+
+		/* Gather up to 21 PDUs (3 vectors each). */
+		for (struct tx_pdu *p = c->tx_head; p && n + 3 <= 64; p = p->next) {
+			size_t off = p->sent;
+			uint32_t pad = (4 - (p->data_len & 3)) & 3;
+
+			if (off < ISCSI_BHS_LEN) {
+				iov[n].iov_base = p->bhs + off;
+				iov[n++].iov_len = ISCSI_BHS_LEN - off;
+				off = 0;
+			} else {
+				off -= ISCSI_BHS_LEN;
+			}
+			if (off < p->data_len) {
+				iov[n].iov_base = (void *)(p->data + off);
+				iov[n++].iov_len = p->data_len - off;
+				off = 0;
+			} else {
+				off -= p->data_len;
+			}
+			if (pad && off < pad) {
+				iov[n].iov_base = (void *)(zero_pad + off);
+				iov[n++].iov_len = pad - off;
+			}
+		}
+		r = writev(c->ev.fd, iov, n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			conn_close(c, "send failed");
+			return;
+		}
+		/* Retire what was sent. */
+		while (r > 0 && c->tx_head) {
+			struct tx_pdu *p = c->tx_head;
+			size_t total = ISCSI_BHS_LEN + p->data_len +
+				       ((4 - (p->data_len & 3)) & 3);
+			size_t left = total - p->sent;
+
+			if ((size_t)r < left) {
+				p->sent += r;
+				r = 0;
+				break;
+			}
+			r -= left;
+			c->tx_head = p->next;
+			if (!c->tx_head)
+				c->tx_tail = NULL;
+			c->tx_bytes -= ISCSI_BHS_LEN + p->data_len;
+			tx_pdu_free(p);
+		}
+	}
+	if (c->state == CONN_CLOSED)
+		return;
+	if (!c->tx_head && c->state == CONN_LOGOUT) {
+		conn_close(c, "logged out");
+		return;
+	}
+	conn_update_events(c);
+}
+
+void
+conn_send_reject(struct iscsi_conn *c, uint8_t reason, const uint8_t *bhs)
+{
+	struct tx_pdu *p = tx_pdu_new(ISCSI_OP_REJECT);
+
+	if (!p)
+		return;
+	log_debug(LOG_AREA_ISCSI_PDU, "reject opcode 0x%02x reason 0x%02x",
+		  bhs[0] & 0x3f, reason);
+	p->bhs[1] = 0x80;
+	p->bhs[2] = reason;
+	put_be32(p->bhs + 16, ISCSI_RSVD_TAG);
+	conn_fill_sn(c, p->bhs, true);
+	/* The data segment is the rejected PDU's header (§11.17). */
+	tx_pdu_set_data(p, bhs, ISCSI_BHS_LEN, true);
+	conn_queue(c, p);
+}

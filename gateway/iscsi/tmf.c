@@ -1,0 +1,155 @@
+/* tmf.c: task management (RFC 7143 §11.5, SAM-5 §7).  ABORT TASK, ABORT
+ * TASK SET, CLEAR TASK SET, LOGICAL UNIT RESET and TARGET WARM RESET.
+ * The response to a TMF goes out only when every task it aborted has left
+ * the IO workers, so no aborted write can land after the initiator was told
+ * it is gone.  Loop thread only.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "iscsi.h"
+#include "lunmap.h"
+#include "log.h"
+#include "util/util.h"
+
+#define TMF_ABORT_TASK 1
+#define TMF_ABORT_TASK_SET 2
+#define TMF_CLEAR_ACA 3
+#define TMF_CLEAR_TASK_SET 4
+#define TMF_LUN_RESET 5
+#define TMF_TARGET_WARM_RESET 6
+#define TMF_TARGET_COLD_RESET 7
+#define TMF_TASK_REASSIGN 8
+
+#define TMF_RSP_COMPLETE 0
+#define TMF_RSP_NO_TASK 1
+#define TMF_RSP_NO_LUN 2
+#define TMF_RSP_REASSIGN_UNSUPPORTED 4
+#define TMF_RSP_NOT_SUPPORTED 5
+#define TMF_RSP_REJECTED 255
+
+static void
+tmf_send(struct iscsi_tmf *tmf)
+{
+	struct iscsi_conn *c = tmf->conn;
+	struct tx_pdu *p;
+
+	if (c->state == CONN_FFP && (p = tx_pdu_new(ISCSI_OP_TMF_RSP))) {
+		p->bhs[1] = 0x80;
+		p->bhs[2] = tmf->response;
+		put_be32(p->bhs + 16, tmf->itt);
+		conn_fill_sn(c, p->bhs, true);
+		conn_queue(c, p);
+		conn_flush(c);
+	}
+	conn_put(c);
+	free(tmf);
+}
+
+void
+tmf_task_finished(struct iscsi_tmf *tmf)
+{
+	if (--tmf->pending == 0)
+		tmf_send(tmf);
+}
+
+/* Abort the tasks of connection c that match lun (NULL: all). */
+static void
+abort_matching(struct iscsi_conn *c, struct lun *lun, struct iscsi_tmf *tmf,
+	       uint32_t except_itt)
+{
+	struct iscsi_task *t = c->tasks, *next;
+
+	for (; t; t = next) {
+		next = t->next;
+		if (t->itt == except_itt && c == tmf->conn)
+			continue;
+		if (lun && t->cmd.lun != lun)
+			continue;
+		task_abort(t, tmf);
+	}
+}
+
+void
+tmf_handle(struct iscsi_conn *c, uint8_t *bhs)
+{
+	unsigned fn = bhs[1] & 0x7f;
+	uint32_t itt = get_be32(bhs + 16);
+	uint32_t ref_itt = get_be32(bhs + 20);
+	struct iscsi_session *s = c->sess;
+	int lun_id = scsi_decode_lun(get_be64(bhs + 8));
+	struct lun *lun = lun_id < 0 ? NULL :
+			  target_find_lun(s->target, (unsigned)lun_id);
+	struct iscsi_tmf *tmf = calloc(1, sizeof *tmf);
+	struct iscsi_task *t;
+
+	if (!tmf) {
+		conn_send_reject(c, REJECT_OUT_OF_RESOURCES, bhs);
+		return;
+	}
+	tmf->conn = c;
+	tmf->itt = itt;
+	tmf->pending = 1;	/* released at the end of this function */
+	conn_get(c);
+	conn_log_prefix(c);
+
+	switch (fn) {
+	case TMF_ABORT_TASK:
+		t = task_find(c, ref_itt);
+		if (t && t->state != TASK_DONE) {
+			log_info("ABORT TASK ITT 0x%08x", ref_itt);
+			task_abort(t, tmf);
+			tmf->response = TMF_RSP_COMPLETE;
+		} else {
+			/* §11.5.1: not found and not pending: "task does
+			 * not exist" (it completed already). */
+			tmf->response = TMF_RSP_NO_TASK;
+		}
+		break;
+	case TMF_ABORT_TASK_SET:
+	case TMF_CLEAR_TASK_SET:
+		if (!lun) {
+			tmf->response = TMF_RSP_NO_LUN;
+			break;
+		}
+		log_info("%s on LUN %d", fn == TMF_ABORT_TASK_SET ?
+			 "ABORT TASK SET" : "CLEAR TASK SET", lun_id);
+		abort_matching(c, lun, tmf, itt);
+		tmf->response = TMF_RSP_COMPLETE;
+		break;
+	case TMF_LUN_RESET:
+		if (!lun) {
+			tmf->response = TMF_RSP_NO_LUN;
+			break;
+		}
+		log_info("LOGICAL UNIT RESET on LUN %d", lun_id);
+		/* SAM-5 §7.7: every task of every nexus on the LUN. */
+		for (struct iscsi_conn *o = iscsi_g.conns; o; o = o->next)
+			if (o->state == CONN_FFP && o->sess &&
+			    o->sess->target == s->target)
+				abort_matching(o, lun, tmf, itt);
+		scsi_ua_establish_all(s->target, lun, UA_RESET);
+		tmf->response = TMF_RSP_COMPLETE;
+		break;
+	case TMF_TARGET_WARM_RESET:
+		log_info("TARGET WARM RESET of %s", s->target->name);
+		for (struct iscsi_conn *o = iscsi_g.conns; o; o = o->next)
+			if (o->state == CONN_FFP && o->sess &&
+			    o->sess->target == s->target)
+				abort_matching(o, NULL, tmf, itt);
+		scsi_ua_establish_all(s->target, NULL, UA_RESET);
+		tmf->response = TMF_RSP_COMPLETE;
+		break;
+	case TMF_TASK_REASSIGN:
+		tmf->response = TMF_RSP_REASSIGN_UNSUPPORTED;
+		break;
+	case TMF_CLEAR_ACA:
+	case TMF_TARGET_COLD_RESET:
+	default:
+		tmf->response = TMF_RSP_NOT_SUPPORTED;
+		break;
+	}
+	tmf_task_finished(tmf);
+}

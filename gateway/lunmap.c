@@ -1,0 +1,221 @@
+/* lunmap.c: see lunmap.h.  Modelled on CTL's ctl_add_lun: the conf says
+ * what a LUN is; here it is opened, measured and given its identity.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lunmap.h"
+#include "backend.h"
+#include "log.h"
+#include "util/util.h"
+
+/* FNV-1a: a stable hash for identifiers derived from names. */
+static uint64_t
+fnv1a(const char *s, uint64_t h)
+{
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static struct lun *
+lun_new(struct target *t, const struct conf_lun *cl)
+{
+	struct lun *l = calloc(1, sizeof *l);
+	char idbuf[300];
+	int64_t size;
+	int r;
+
+	if (!l)
+		return NULL;
+	l->id = cl->lun;
+	l->target = t;
+	l->pointer = strdup(cl->pointer);
+	l->block_size = cl->block_size;
+	l->block_shift = cl->block_size == 4096 ? 12 : 9;
+	l->read_only = cl->read_only;
+	l->thin = cl->thin;
+	l->wce = cl->write_cache;
+
+	backend_clear_error();
+	l->be = backend_new(cl->backend_type);
+	if (!l->be)
+		goto fail;
+	for (size_t i = 0; i < cl->nbkeys; i++)
+		if (backend_config(l->be, cl->bkeys[i].key, cl->bkeys[i].value) < 0)
+			goto fail;
+	if (backend_config_complete(l->be) < 0)
+		goto fail;
+	r = backend_open(l->be, cl->read_only);
+	if (r < 0) {
+		errno = -r;
+		goto fail;
+	}
+	size = backend_get_size(l->be);
+	if (size < 0) {
+		igw_backend_error("get_size: %s", strerror((int)-size));
+		goto fail;
+	}
+	l->nblocks = (uint64_t)size >> l->block_shift;
+	if (l->nblocks == 0) {
+		igw_backend_error("backend is smaller than one %u-byte block",
+				  l->block_size);
+		goto fail;
+	}
+	if ((uint64_t)size % l->block_size)
+		log_warn("%s: size %" PRId64 " is not a multiple of %u; the last %"
+			 PRIu64 " bytes are not served", l->pointer, size,
+			 l->block_size, (uint64_t)size % l->block_size);
+	if (!cl->read_only && !l->be->can_write)
+		l->read_only = true;
+	/* A volatile cache that cannot be flushed is not offered. */
+	if (!l->be->can_flush)
+		l->wce = 0;
+
+	snprintf(idbuf, sizeof idbuf, "%s/%u", t->name, l->id);
+	/* NAA 3: locally assigned, 60 bits from the target name and LUN. */
+	l->naa = (3ULL << 60) | (fnv1a(idbuf, 0xcbf29ce484222325ULL) >>
+				 4);
+	if (cl->serial)
+		snprintf(l->serial, sizeof l->serial, "%s", cl->serial);
+	else
+		snprintf(l->serial, sizeof l->serial, "%016" PRIx64,
+			 fnv1a(idbuf, 0x84222325cbf29ce4ULL));
+	return l;
+fail:
+	log_error("%s: %s", cl->pointer,
+		  backend_last_error()[0] ? backend_last_error() : strerror(errno));
+	if (l->be)
+		backend_free(l->be);
+	free(l->pointer);
+	free(l);
+	return NULL;
+}
+
+static void
+lun_free(struct lun *l)
+{
+	if (!l)
+		return;
+	backend_free(l->be);
+	free(l->pointer);
+	free(l);
+}
+
+static int
+cmp_lun(const void *a, const void *b)
+{
+	const struct lun *x = *(struct lun *const *)a, *y = *(struct lun *const *)b;
+
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+struct lunmap *
+lunmap_new(const struct conf *c)
+{
+	struct lunmap *m = calloc(1, sizeof *m);
+
+	if (!m)
+		return NULL;
+	m->targets = calloc(c->ntargets + 1, sizeof *m->targets);
+	if (!m->targets)
+		goto fail;
+	for (size_t i = 0; i < c->ntargets; i++) {
+		const struct conf_target *ct = &c->targets[i];
+		struct target *t = calloc(1, sizeof *t);
+
+		if (!t)
+			goto fail;
+		m->targets[m->ntargets++] = t;
+		t->name = strdup(ct->name);
+		t->alias = ct->alias ? strdup(ct->alias) : NULL;
+		t->tpgt = 1;
+		if (ct->acl) {
+			t->acl = calloc(ct->nacl + 1, sizeof(char *));
+			for (size_t k = 0; k < ct->nacl; k++)
+				t->acl[k] = strdup(ct->acl[k]);
+			t->nacl = ct->nacl;
+		}
+		t->luns = calloc(ct->nluns + 1, sizeof *t->luns);
+		for (size_t k = 0; k < ct->nluns; k++) {
+			struct lun *l = lun_new(t, &ct->luns[k]);
+			if (!l)
+				goto fail;
+			t->luns[t->nluns++] = l;
+		}
+		qsort(t->luns, t->nluns, sizeof *t->luns, cmp_lun);
+		for (size_t k = 0; k < t->nluns; k++)
+			t->luns[k]->index = k;
+	}
+	return m;
+fail:
+	lunmap_free(m);
+	return NULL;
+}
+
+void
+lunmap_free(struct lunmap *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->ntargets; i++) {
+		struct target *t = m->targets[i];
+		for (size_t k = 0; k < t->nluns; k++)
+			lun_free(t->luns[k]);
+		free(t->luns);
+		for (size_t k = 0; k < t->nacl; k++)
+			free(t->acl[k]);
+		free(t->acl);
+		free(t->name);
+		free(t->alias);
+		free(t);
+	}
+	free(m->targets);
+	free(m);
+}
+
+struct target *
+lunmap_find_target(struct lunmap *m, const char *name)
+{
+	/* RFC 7143 §4.2.7.1: names compare after stringprep, which for the
+	 * ASCII names allowed here is a case-insensitive match. */
+	for (size_t i = 0; i < m->ntargets; i++)
+		if (!strcasecmp(m->targets[i]->name, name))
+			return m->targets[i];
+	return NULL;
+}
+
+struct lun *
+target_find_lun(struct target *t, unsigned id)
+{
+	size_t lo = 0, hi = t->nluns;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (t->luns[mid]->id == id)
+			return t->luns[mid];
+		if (t->luns[mid]->id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+bool
+target_allows(const struct target *t, const char *initiator)
+{
+	if (!t->acl)
+		return true;
+	for (size_t i = 0; i < t->nacl; i++)
+		if (!strcasecmp(t->acl[i], initiator))
+			return true;
+	return false;
+}

@@ -1,0 +1,60 @@
+/* lunmap.h: targets and their LUN tables, built from a conf.  Owns LUN
+ * objects (the backend handle, geometry, identity, the WCE state) and their
+ * reference counts.  Built and torn down on the main thread; once built the
+ * map is read-only, and a LUN's mutable fields name their lock.
+ */
+#ifndef IGW_LUNMAP_H
+#define IGW_LUNMAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include "conf/conf.h"
+
+struct backend;
+
+struct lun {
+	unsigned id;			/* LUN number 0..16383 */
+	unsigned index;			/* position in target->luns */
+	struct target *target;
+	struct backend *be;
+	char *pointer;			/* JSON pointer, for log lines */
+	/* Geometry and identity: read-only once initialised. */
+	uint32_t block_size;
+	uint32_t block_shift;
+	uint64_t nblocks;
+	bool read_only;
+	bool thin;
+	char serial[65];
+	uint64_t naa;			/* NAA 3 designator, stable */
+	/* Current caching-page WCE bit: atomic, changed by MODE SELECT. */
+	int wce;
+	/* IO counters, atomic. */
+	uint64_t stat_reads, stat_writes, stat_read_bytes, stat_write_bytes;
+	uint64_t stat_errors;
+};
+
+struct target {
+	char *name;
+	char *alias;
+	char **acl;
+	size_t nacl;
+	uint16_t tpgt;
+	struct lun **luns;		/* sorted by id */
+	size_t nluns;
+};
+
+struct lunmap {
+	struct target **targets;
+	size_t ntargets;
+};
+
+/* Open every backend of c.  On error logs it, returns NULL. */
+struct lunmap *lunmap_new(const struct conf *c);
+void lunmap_free(struct lunmap *m);
+struct target *lunmap_find_target(struct lunmap *m, const char *name);
+struct lun *target_find_lun(struct target *t, unsigned id);
+bool target_allows(const struct target *t, const char *initiator);
+
+#endif

@@ -1,0 +1,341 @@
+/* main.c: the iscsi-gw command: serve, check, --version, --help.  Owns the
+ * daemon's life cycle: read and verify the map, open the LUNs, start the IO
+ * workers and the network loop, and on SIGTERM/SIGINT stop accepting,
+ * finish or fail what is in flight, close backends and exit 0.  Signals are
+ * read from a signalfd on the loop, never handled asynchronously.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "lunmap.h"
+#include "backend.h"
+#include "log.h"
+#include "io/io.h"
+#include "iscsi/iscsi.h"
+
+/* The embedded default: one 1 GiB sparse-file LUN on the loopback portal.
+ * "@DIR@" is replaced by the default state folder. */
+static const char default_map[] =
+	"{\n"
+	"  \"portals\": [\"127.0.0.1:3260\"],\n"
+	"  \"state_dir\": \"@DIR@\",\n"
+	"  \"targets\": [\n"
+	"    { \"name\": \"iqn.2026-11.org.iscsi-gw:default\",\n"
+	"      \"luns\": [ { \"lun\": 0, \"backend\": { \"type\": \"file\",\n"
+	"        \"path\": \"@DIR@/default-lun0.img\", \"size\": \"1G\" } } ] }\n"
+	"  ]\n"
+	"}\n";
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"Usage: iscsi-gw serve [--config FILE] [-D AREA=1]... [--port PORT]\n"
+"       iscsi-gw check --config FILE\n"
+"       iscsi-gw --version | --help\n"
+"\n"
+"A userspace iSCSI target.  'serve' runs in the foreground and logs to\n"
+"stderr until SIGTERM or SIGINT; without --config it serves a built-in map:\n"
+"a 1 GiB sparse file LUN on 127.0.0.1:3260 (--port changes the port).\n"
+"'check' verifies a map and names the JSON pointer of any bad key.\n"
+"\n"
+"Options:\n"
+"  -c, --config FILE   the JSON LUN map (see iscsi-gw.json(5))\n"
+"  -D, --debug AREA=1  debug output: iscsi.login, iscsi.pdu, scsi, io, conf, all\n"
+"  -p, --port PORT     with the built-in map: the port to listen on\n"
+"  -v, --verbose       more messages\n"
+"  -V, --version       print the version and exit\n"
+"  -h, --help          this text\n"
+"\n"
+"See iscsi-gw(8).\n");
+}
+
+static char *
+default_map_text(const char *dir, unsigned port)
+{
+	size_t n = strlen(default_map) + 4 * strlen(dir) + 32;
+	char *out = malloc(n), *o = out;
+
+	if (!out)
+		return NULL;
+	for (const char *p = default_map; *p;) {
+		if (!strncmp(p, "@DIR@", 5)) {
+			o += sprintf(o, "%s", dir);
+			p += 5;
+		} else if (port && !strncmp(p, ":3260", 5)) {
+			o += sprintf(o, ":%u", port);
+			p += 5;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+static struct conf *
+load_conf(const char *path, unsigned port)
+{
+	char err[1024];
+	struct conf *c;
+
+	if (path) {
+		c = conf_load_file(path, err, sizeof err);
+	} else {
+		const char *dir = getenv("ISCSI_GW_DEFAULT_DIR");
+		char *text;
+
+		if (!dir)
+			dir = "/var/tmp/iscsi-gw";
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			fprintf(stderr, "iscsi-gw: %s: %s\n", dir, strerror(errno));
+			return NULL;
+		}
+		text = default_map_text(dir, port);
+		if (!text)
+			return NULL;
+		c = conf_load_string(text, NULL, "(built-in map)", err, sizeof err);
+		free(text);
+	}
+	if (!c)
+		fprintf(stderr, "iscsi-gw: %s\n", err);
+	return c;
+}
+
+static int
+cmd_check(const char *path)
+{
+	struct conf *c;
+	size_t nluns = 0;
+
+	if (!path) {
+		fprintf(stderr, "iscsi-gw: check needs --config FILE\n");
+		return 2;
+	}
+	c = load_conf(path, 0);
+	if (!c)
+		return 1;
+	for (size_t i = 0; i < c->ntargets; i++)
+		nluns += c->targets[i].nluns;
+	printf("%s: OK (%zu portal%s, %zu target%s, %zu LUN%s)\n", path,
+	       c->nportals, c->nportals == 1 ? "" : "s", c->ntargets,
+	       c->ntargets == 1 ? "" : "s", nluns, nluns == 1 ? "" : "s");
+	conf_free(c);
+	return 0;
+}
+
+struct sig_handler {
+	struct ev_handler ev;
+	struct evloop *loop;
+	bool stopping;
+};
+
+static void
+on_signal(struct ev_handler *h, uint32_t events)
+{
+	struct sig_handler *sh = (struct sig_handler *)h;
+	struct signalfd_siginfo si;
+
+	while (read(h->fd, &si, sizeof si) == sizeof si) {
+		if (si.ssi_signo == SIGHUP) {
+			log_warn("SIGHUP: live reload is not supported by this version; the map is unchanged");
+			continue;
+		}
+		if (!sh->stopping) {
+			log_info("signal %s: shutting down", strsignal(si.ssi_signo));
+			sh->stopping = true;
+			iscsi_begin_shutdown(10);
+		} else {
+			log_info("second signal: closing every connection now");
+			iscsi_begin_shutdown(0);
+		}
+	}
+}
+
+static struct sig_handler *the_sig;
+
+static void
+tick(void *opaque)
+{
+	conn_tick(opaque);
+	if (the_sig->stopping && iscsi_shutdown_poll())
+		evloop_stop(the_sig->loop);
+}
+
+static int
+cmd_serve(const char *path, unsigned port)
+{
+	struct conf *c = load_conf(path, port);
+	struct lunmap *m = NULL;
+	struct evloop *loop = NULL;
+	struct sig_handler sh = { 0 };
+	sigset_t mask;
+	int rc = 1;
+
+	if (!c)
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	/* Block before any thread starts so every thread inherits it. */
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	if (c->state_dir && mkdir(c->state_dir, 0700) < 0 && errno != EEXIST) {
+		log_error("state_dir %s: %m", c->state_dir);
+		goto out;
+	}
+	m = lunmap_new(c);
+	if (!m)
+		goto out;
+	loop = evloop_new();
+	if (!loop) {
+		log_error("event loop: %m");
+		goto out;
+	}
+	sh.ev.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	sh.ev.cb = on_signal;
+	sh.loop = loop;
+	the_sig = &sh;
+	evloop_add(loop, &sh.ev, EPOLLIN);
+	if (io_pool_start(c->io_threads) < 0)
+		goto out;
+	if (iscsi_start(c, m, loop) < 0) {
+		io_pool_stop();
+		goto out;
+	}
+	evloop_set_tick(loop, tick, NULL);
+	for (size_t i = 0; i < c->ntargets; i++) {
+		struct target *t = m->targets[i];
+		for (size_t k = 0; k < t->nluns; k++) {
+			struct lun *l = t->luns[k];
+			log_info("%s LUN %u: %s, %llu blocks of %u bytes%s%s%s",
+				 t->name, l->id, l->be->ops.name,
+				 (unsigned long long)l->nblocks, l->block_size,
+				 l->read_only ? ", read-only" : "",
+				 l->thin ? ", thin" : "",
+				 l->wce ? ", write cache on" : "");
+		}
+	}
+	if (!path) {
+		char host[64];
+		unsigned p;
+		conf_parse_portal(c->portals[0], host, sizeof host, &p);
+		log_info("serving the built-in map.  Connect with:");
+		log_info("  iscsi-ls iscsi://%s:%u/", host, p);
+		log_info("  iscsi-inq iscsi://%s:%u/%s/0", host, p,
+			 m->targets[0]->name);
+		log_info("  qemu-img info iscsi://%s:%u/%s/0", host, p,
+			 m->targets[0]->name);
+		log_info("  iscsiadm -m discovery -t st -p %s:%u && iscsiadm -m node -l",
+			 host, p);
+	}
+	evloop_run(loop);
+	/* Every connection is gone: no more completions can arrive. */
+	io_pool_stop();
+	log_info("stopped");
+	rc = 0;
+out:
+	if (sh.ev.fd > 0)
+		close(sh.ev.fd);
+	evloop_free(loop);
+	lunmap_free(m);
+	conf_free(c);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", required_argument, NULL, 'D' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL, *cmd;
+	unsigned port = 0;
+	int o;
+
+	log_init(false);
+	while ((o = getopt_long(argc, argv, "+c:D:p:vVh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': config = optarg; break;
+		case 'D':
+			if (log_set_debug_flag(optarg) < 0)
+				return 2;
+			break;
+		case 'p': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v == 0 || v > 65535) {
+				fprintf(stderr, "iscsi-gw: --port: '%s' is not a port\n",
+					optarg);
+				return 2;
+			}
+			port = v;
+			break;
+		}
+		case 'v': log_verbose++; break;
+		case 'V': printf("iscsi-gw %s\n", PACKAGE_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind++];
+	/* Options may also follow the subcommand. */
+	while ((o = getopt_long(argc, argv, "c:D:p:vVh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': config = optarg; break;
+		case 'D':
+			if (log_set_debug_flag(optarg) < 0)
+				return 2;
+			break;
+		case 'p': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v == 0 || v > 65535) {
+				fprintf(stderr, "iscsi-gw: --port: '%s' is not a port\n",
+					optarg);
+				return 2;
+			}
+			port = v;
+			break;
+		}
+		case 'v': log_verbose++; break;
+		case 'V': printf("iscsi-gw %s\n", PACKAGE_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "iscsi-gw: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!strcmp(cmd, "serve"))
+		return cmd_serve(config, port);
+	if (!strcmp(cmd, "check"))
+		return cmd_check(config);
+	fprintf(stderr, "iscsi-gw: unknown command '%s' (serve, check)\n", cmd);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,210 @@
+/* cmd.c: command dispatch, the LUN field, I_T nexus objects and unit
+ * attentions.  scsi_cmd_exec checks, in SAM-5 order: the opcode exists, the
+ * LUN exists, no unit attention is pending, then runs the handler.  Runs on
+ * the loop thread; nexus UA bits are guarded by the nexus lock because a
+ * reset on one session establishes UAs on the others.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scsi.h"
+#include "lunmap.h"
+#include "log.h"
+#include "util/util.h"
+
+static pthread_mutex_t nexus_list_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct scsi_nexus *nexus_list;	/* nexus_list_lock */
+
+int
+scsi_decode_lun(uint64_t raw)
+{
+	uint8_t b[8];
+
+	put_be64(b, raw);
+	/* Only the first level is used; the rest must be zero. */
+	for (int i = 2; i < 8; i++)
+		if (b[i])
+			return -1;
+	switch (b[0] >> 6) {
+	case 0:	/* peripheral device addressing, bus 0 */
+		if (b[0] & 0x3f)
+			return -1;
+		return b[1];
+	case 1:	/* flat space addressing */
+		return ((b[0] & 0x3f) << 8) | b[1];
+	default:
+		return -1;
+	}
+}
+
+uint64_t
+scsi_encode_lun(unsigned id)
+{
+	uint8_t b[8] = { 0 };
+
+	if (id < 256) {
+		b[1] = id;
+	} else {
+		b[0] = 0x40 | ((id >> 8) & 0x3f);
+		b[1] = id & 0xff;
+	}
+	return get_be64(b);
+}
+
+struct scsi_nexus *
+scsi_nexus_new(struct target *t, const char *initiator, const uint8_t isid[6])
+{
+	struct scsi_nexus *n = calloc(1, sizeof *n);
+
+	if (!n)
+		return NULL;
+	n->target = t;
+	snprintf(n->initiator, sizeof n->initiator, "%s", initiator);
+	memcpy(n->isid, isid, 6);
+	pthread_mutex_init(&n->lock, NULL);
+	n->nua = t->nluns;
+	n->ua = calloc(n->nua + 1, sizeof *n->ua);
+	if (!n->ua) {
+		free(n);
+		return NULL;
+	}
+	/* A nexus made after start-up saw no power-on: it starts with no
+	 * unit attention (as LIO does); resets and changes establish them. */
+	pthread_mutex_lock(&nexus_list_lock);
+	n->next = nexus_list;
+	nexus_list = n;
+	pthread_mutex_unlock(&nexus_list_lock);
+	return n;
+}
+
+void
+scsi_nexus_free(struct scsi_nexus *n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&nexus_list_lock);
+	for (struct scsi_nexus **pp = &nexus_list; *pp; pp = &(*pp)->next)
+		if (*pp == n) {
+			*pp = n->next;
+			break;
+		}
+	pthread_mutex_unlock(&nexus_list_lock);
+	pthread_mutex_destroy(&n->lock);
+	free(n->ua);
+	free(n);
+}
+
+void
+scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua)
+{
+	pthread_mutex_lock(&nexus_list_lock);
+	for (struct scsi_nexus *n = nexus_list; n; n = n->next) {
+		if (n->target != t)
+			continue;
+		pthread_mutex_lock(&n->lock);
+		for (size_t i = 0; i < n->nua; i++)
+			if (!l || l->index == i)
+				n->ua[i] |= 1u << ua;
+		pthread_mutex_unlock(&n->lock);
+	}
+	pthread_mutex_unlock(&nexus_list_lock);
+}
+
+static const uint16_t ua_asc[UA__MAX] = {
+	[UA_POWER_ON] = ASC_POWER_ON_OCCURRED,
+	[UA_RESET] = ASC_BUS_DEVICE_RESET_OCCURRED,
+	[UA_CAPACITY_CHANGED] = ASC_CAPACITY_DATA_HAS_CHANGED,
+	[UA_MODE_CHANGED] = ASC_MODE_PARAMETERS_CHANGED,
+	[UA_LUNS_CHANGED] = ASC_REPORTED_LUNS_DATA_HAS_CHANGED,
+};
+
+bool
+scsi_ua_pop(struct scsi_cmd *cmd, uint16_t *asc)
+{
+	struct scsi_nexus *n = cmd->nexus;
+	bool found = false;
+
+	if (!n || !cmd->lun || cmd->lun->index >= n->nua)
+		return false;
+	pthread_mutex_lock(&n->lock);
+	uint32_t *bits = &n->ua[cmd->lun->index];
+	for (int u = 0; u < UA__MAX; u++) {
+		if (*bits & (1u << u)) {
+			/* A power-on or reset report covers the lesser ones. */
+			if (u == UA_POWER_ON || u == UA_RESET)
+				*bits &= ~((1u << UA_POWER_ON) | (1u << UA_RESET));
+			else
+				*bits &= ~(1u << u);
+			*asc = ua_asc[u];
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&n->lock);
+	return found;
+}
+
+void
+scsi_cmd_complete(struct scsi_cmd *cmd)
+{
+	if (cmd->status == SAM_STAT_GOOD && cmd->data_len > cmd->edtl)
+		cmd->data_len = cmd->edtl;
+	cmd->done(cmd);
+}
+
+void
+scsi_cmd_exec(struct scsi_cmd *cmd)
+{
+	const struct scsi_op *op;
+	unsigned sa;
+	uint16_t asc;
+
+	cmd->status = SAM_STAT_GOOD;
+	cmd->sense_len = 0;
+	cmd->data_len = 0;
+	cmd->xfer_len = 0;
+
+	op = scsi_find_op(cmd->cdb, &sa);
+	if (log_debug_on[LOG_AREA_SCSI])
+		log_debug_msg("LUN %u: CDB %02x (%s) edtl %u", cmd->lun_id,
+			      cmd->cdb[0], op ? op->name : "unsupported",
+			      cmd->edtl);
+	/* SPC-4 §4.5.2: a missing LUN is reported before the opcode, except
+	 * for commands that run without one. */
+	if (!cmd->lun && !(op && (op->flags & OPF_NO_LUN))) {
+		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
+			       ASC_LOGICAL_UNIT_NOT_SUPPORTED);
+		goto out;
+	}
+	if (!op) {
+		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
+			       ASC_INVALID_COMMAND_OPERATION_CODE);
+		goto out;
+	}
+	if (cmd->cdb_len < op->cdb_len) {
+		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
+			       ASC_INVALID_COMMAND_OPERATION_CODE);
+		goto out;
+	}
+	/* CONTROL byte: NACA and link are not supported. */
+	if (cmd->cdb[op->cdb_len - 1] & 0x05) {
+		scsi_invalid_field(cmd, op->cdb_len - 1,
+				   (cmd->cdb[op->cdb_len - 1] & 0x04) ? 2 : 0);
+		goto out;
+	}
+	if (!(op->flags & OPF_NO_UA) && scsi_ua_pop(cmd, &asc)) {
+		scsi_set_sense(cmd, SK_UNIT_ATTENTION, asc);
+		goto out;
+	}
+	if ((op->flags & OPF_WRITE) && cmd->lun && cmd->lun->read_only) {
+		scsi_set_sense(cmd, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+		goto out;
+	}
+	if (op->fn(cmd) == SCSI_ASYNC)
+		return;
+out:
+	scsi_cmd_complete(cmd);
+}

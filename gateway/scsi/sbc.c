@@ -1,0 +1,627 @@
+/* sbc.c: SBC-3/SBC-4 block commands.  Owns LBA/length checks, the mapping
+ * of CDBs to backend requests (read, write with FUA when WCE is off, flush
+ * of a range, zero, trim, compare) and their submission to the IO workers.
+ * Sense bytes belong to sense.c.  Handlers run on the loop thread; the
+ * io_* functions below run on workers.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scsi.h"
+#include "lunmap.h"
+#include "backend.h"
+#include "log.h"
+#include "util/util.h"
+
+enum io_op {
+	IO_READ = 1,
+	IO_WRITE,
+	IO_FLUSH,
+	IO_COMPARE,		/* read and compare with cmd->buf */
+	IO_COMPARE_EACH,	/* compare one block with every block */
+	IO_WRITE_SAME,		/* replicate the first block */
+	IO_ZERO,
+	IO_TRIM,
+	IO_UNMAP,		/* descriptors in cmd->buf */
+};
+
+
+
+/* Worker: compare [offset, offset+length) with pattern; returns -EILSEQ and
+ * the first differing byte's offset in *miss. */
+static int
+compare(struct backend *be, const uint8_t *want, uint32_t want_len,
+	uint64_t offset, uint32_t length, uint64_t *miss)
+{
+	uint8_t *tmp = malloc(MIN(length, 1u << 20));
+	uint32_t done = 0;
+	int r = 0;
+
+	if (!tmp)
+		return -ENOMEM;
+	while (done < length && r == 0) {
+		uint32_t n = MIN(length - done, 1u << 20);
+		r = backend_pread(be, tmp, n, offset + done);
+		for (uint32_t i = 0; r == 0 && i < n; i++) {
+			uint8_t w = want[(done + i) % want_len];
+			if (tmp[i] != w) {
+				*miss = done + i;
+				r = -EILSEQ;
+			}
+		}
+		done += n;
+	}
+	free(tmp);
+	return r;
+}
+
+static int
+write_same(struct backend *be, const uint8_t *block, uint32_t bs,
+	   uint64_t offset, uint64_t length, uint32_t flags)
+{
+	uint32_t chunk = (uint32_t)MIN(length, 1u << 20);
+	uint8_t *tmp = malloc(chunk);
+	int r = 0;
+
+	if (!tmp)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < chunk; i += bs)
+		memcpy(tmp + i, block, bs);
+	while (length > 0 && r == 0) {
+		uint32_t n = (uint32_t)MIN(length, chunk);
+		r = backend_pwrite(be, tmp, n, offset, flags);
+		offset += n;
+		length -= n;
+	}
+	free(tmp);
+	return r;
+}
+
+static void
+io_run(struct io_job *job)
+{
+	struct scsi_cmd *cmd = container_of(job, struct scsi_cmd, job);
+	struct lun *l = cmd->lun;
+	struct backend *be = l->be;
+	uint64_t miss = 0;
+
+	switch (cmd->op) {
+	case IO_READ:
+		cmd->result = backend_pread(be, cmd->buf, cmd->length, cmd->offset);
+		break;
+	case IO_WRITE:
+		cmd->result = backend_pwrite(be, cmd->buf, cmd->length,
+					     cmd->offset, cmd->flags);
+		break;
+	case IO_FLUSH:
+		cmd->result = backend_flush(be, cmd->length ? cmd->length :
+					    ((l->nblocks << l->block_shift) -
+					     cmd->offset), cmd->offset);
+		break;
+	case IO_COMPARE:
+		cmd->result = compare(be, cmd->buf, cmd->length, cmd->offset,
+				      cmd->length, &miss);
+		break;
+	case IO_COMPARE_EACH:
+		cmd->result = compare(be, cmd->buf, l->block_size, cmd->offset,
+				      cmd->length, &miss);
+		break;
+	case IO_WRITE_SAME:
+		cmd->result = write_same(be, cmd->buf, l->block_size,
+					 cmd->offset,
+					 (uint64_t)cmd->length << l->block_shift,
+					 cmd->flags);
+		break;
+	case IO_ZERO:
+		cmd->result = backend_zero(be,
+					   (uint64_t)cmd->length << l->block_shift,
+					   cmd->offset, cmd->flags);
+		break;
+	case IO_TRIM:
+		cmd->result = backend_trim(be,
+					   (uint64_t)cmd->length << l->block_shift,
+					   cmd->offset, cmd->flags);
+		break;
+	case IO_UNMAP: {
+		const uint8_t *p = cmd->buf + 8;
+		cmd->result = 0;
+		for (uint32_t i = 0; i < cmd->length && cmd->result == 0; i++) {
+			uint64_t lba = get_be64(p + 16 * i);
+			uint32_t nb = get_be32(p + 16 * i + 8);
+			if (nb)
+				cmd->result = backend_trim(be,
+					(uint64_t)nb << l->block_shift,
+					lba << l->block_shift, 0);
+		}
+		break;
+	}
+	default:
+		cmd->result = -EINVAL;
+	}
+	if (cmd->result == -EILSEQ)
+		cmd->offset = miss;
+}
+
+static void
+io_done(struct io_job *job)
+{
+	struct scsi_cmd *cmd = container_of(job, struct scsi_cmd, job);
+	struct lun *l = cmd->lun;
+	bool write = cmd->op == IO_WRITE || cmd->op == IO_WRITE_SAME ||
+		     cmd->op == IO_ZERO || cmd->op == IO_TRIM ||
+		     cmd->op == IO_UNMAP || cmd->op == IO_FLUSH;
+
+	if (cmd->result == -EILSEQ) {
+		/* SBC-4 §5.3: the information field is the offset of the
+		 * first byte that did not match. */
+		scsi_set_sense_info(cmd, SK_MISCOMPARE,
+				    ASC_MISCOMPARE_DURING_VERIFY, cmd->offset);
+	} else if (cmd->result < 0) {
+		log_error("%s: %s at byte %llu: %s", l->pointer,
+			  write ? "write" : "read",
+			  (unsigned long long)cmd->offset,
+			  strerror(-cmd->result));
+		scsi_set_errno(cmd, cmd->result, write);
+		cmd->data_len = 0;
+	} else if (cmd->op == IO_READ) {
+		cmd->data_len = cmd->length;
+		__atomic_add_fetch(&l->stat_reads, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&l->stat_read_bytes, cmd->length,
+				   __ATOMIC_RELAXED);
+	} else if (cmd->op == IO_WRITE) {
+		__atomic_add_fetch(&l->stat_writes, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&l->stat_write_bytes, cmd->length,
+				   __ATOMIC_RELAXED);
+	}
+	scsi_cmd_complete(cmd);
+}
+
+static int
+submit(struct scsi_cmd *cmd, int op, uint64_t offset, uint32_t length,
+       uint32_t flags)
+{
+	cmd->op = op;
+	cmd->offset = offset;
+	cmd->length = length;
+	cmd->flags = flags;
+	cmd->job.fn = io_run;
+	cmd->job.done = io_done;
+	cmd->job.loop = cmd->loop;
+	io_submit(&cmd->job);
+	return SCSI_ASYNC;
+}
+
+/* Decode LBA and transfer length of READ/WRITE/VERIFY-shaped CDBs. */
+static void
+decode_rw(const uint8_t *c, uint64_t *lba, uint32_t *nb)
+{
+	switch (c[0] >> 5) {
+	case 0:	/* 6-byte */
+		*lba = get_be24(c + 1) & 0x1fffff;
+		*nb = c[4] ? c[4] : (c[0] == 0x08 || c[0] == 0x0a ? 256 : 0);
+		break;
+	case 1: case 2:	/* 10-byte */
+		*lba = get_be32(c + 2);
+		*nb = get_be16(c + 7);
+		break;
+	case 5:	/* 12-byte */
+		*lba = get_be32(c + 2);
+		*nb = get_be32(c + 6);
+		break;
+	default: /* 16-byte */
+		*lba = get_be64(c + 2);
+		*nb = get_be32(c + 10);
+		break;
+	}
+}
+
+/* Shared checks: returns false with sense set when the range is bad. */
+static bool
+check_range(struct scsi_cmd *cmd, uint64_t lba, uint64_t nb)
+{
+	struct lun *l = cmd->lun;
+
+	if (lba > l->nblocks || nb > l->nblocks - lba) {
+		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+		return false;
+	}
+	return true;
+}
+
+static bool
+check_xfer(struct scsi_cmd *cmd, uint32_t nb, unsigned len_byte)
+{
+	if ((uint64_t)nb << cmd->lun->block_shift > SCSI_MAX_XFER) {
+		scsi_invalid_field(cmd, len_byte, -1);
+		return false;
+	}
+	return true;
+}
+
+static unsigned
+len_byte(const uint8_t *c)
+{
+	switch (c[0] >> 5) {
+	case 0: return 4;
+	case 1: case 2: return 7;
+	case 5: return 6;
+	default: return 10;
+	}
+}
+
+int
+sbc_read(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	uint64_t lba;
+	uint32_t nb, len;
+
+	decode_rw(c, &lba, &nb);
+	if (c[0] != 0x08 && (c[1] & 0xe0)) {	/* RDPROTECT: no PI here */
+		scsi_invalid_field(cmd, 1, 7);
+		return SCSI_DONE;
+	}
+	if (!check_range(cmd, lba, nb) || !check_xfer(cmd, nb, len_byte(c)))
+		return SCSI_DONE;
+	cmd->xfer_len = nb << l->block_shift;
+	len = MIN(cmd->xfer_len, cmd->edtl);
+	if (len == 0)
+		return SCSI_DONE;
+	return submit(cmd, IO_READ, lba << l->block_shift, len, 0);
+}
+
+static uint32_t
+write_flags(struct scsi_cmd *cmd)
+{
+	bool fua = cmd->cdb[0] != 0x0a && (cmd->cdb[1] & 0x08);
+
+	/* WCE off: every write is stable before its status (SBC-4 §4.15). */
+	if (fua || !__atomic_load_n(&cmd->lun->wce, __ATOMIC_RELAXED))
+		return IGW_FLAG_FUA;
+	return 0;
+}
+
+/* Write the blocks the initiator sent.  With fewer bytes than the CDB
+ * describes (EDTL overflow, RFC 7143 §11.4.5.2) the whole blocks that did
+ * arrive are written and the transport reports the residual; less than one
+ * block is an error in the information unit. */
+static int
+write_blocks(struct scsi_cmd *cmd, uint64_t lba, uint32_t flags)
+{
+	struct lun *l = cmd->lun;
+	uint32_t len = cmd->xfer_len;
+
+	if (cmd->edtl < len) {
+		len = (cmd->edtl >> l->block_shift) << l->block_shift;
+		if (len == 0) {
+			if (cmd->edtl)
+				scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
+					       ASC_INVALID_FIELD_IN_INFORMATION_UNIT);
+			return SCSI_DONE;
+		}
+	}
+	return submit(cmd, IO_WRITE, lba << l->block_shift, len, flags);
+}
+
+int
+sbc_write(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	uint64_t lba;
+	uint32_t nb;
+
+	decode_rw(c, &lba, &nb);
+	if (c[0] != 0x0a && (c[1] & 0xe0)) {	/* WRPROTECT */
+		scsi_invalid_field(cmd, 1, 7);
+		return SCSI_DONE;
+	}
+	if (!check_range(cmd, lba, nb) || !check_xfer(cmd, nb, len_byte(c)))
+		return SCSI_DONE;
+	cmd->xfer_len = nb << l->block_shift;
+	if (cmd->xfer_len == 0)
+		return SCSI_DONE;
+	return write_blocks(cmd, lba, write_flags(cmd));
+}
+
+int
+sbc_write_verify(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	uint64_t lba;
+	uint32_t nb;
+
+	decode_rw(c, &lba, &nb);
+	if (c[1] & 0xe0) {
+		scsi_invalid_field(cmd, 1, 7);
+		return SCSI_DONE;
+	}
+	if (!check_range(cmd, lba, nb) || !check_xfer(cmd, nb, len_byte(c)))
+		return SCSI_DONE;
+	cmd->xfer_len = nb << l->block_shift;
+	if (cmd->xfer_len == 0)
+		return SCSI_DONE;
+	/* Verification against the medium: the write is made stable. */
+	return write_blocks(cmd, lba, IGW_FLAG_FUA);
+}
+
+int
+sbc_verify(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	unsigned bytchk = (c[1] >> 1) & 0x03;
+	uint64_t lba;
+	uint32_t nb;
+
+	decode_rw(c, &lba, &nb);
+	if (c[1] & 0xe0) {	/* VRPROTECT */
+		scsi_invalid_field(cmd, 1, 7);
+		return SCSI_DONE;
+	}
+	if (bytchk == 2) {
+		scsi_invalid_field(cmd, 1, 2);
+		return SCSI_DONE;
+	}
+	if (!check_range(cmd, lba, nb) || !check_xfer(cmd, nb, len_byte(c)))
+		return SCSI_DONE;
+	if (nb == 0 || bytchk == 0)
+		return SCSI_DONE;
+	cmd->xfer_len = bytchk == 3 ? l->block_size : nb << l->block_shift;
+	if (cmd->edtl < cmd->xfer_len) {
+		scsi_invalid_field(cmd, len_byte(c), -1);
+		return SCSI_DONE;
+	}
+	if (bytchk == 3) {
+		submit(cmd, IO_COMPARE_EACH, lba << l->block_shift,
+		       nb << l->block_shift, 0);
+		return SCSI_ASYNC;
+	}
+	return submit(cmd, IO_COMPARE, lba << l->block_shift,
+		      nb << l->block_shift, 0);
+}
+
+int
+sbc_read_capacity10(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	uint8_t d[8];
+
+	if (!(c[8] & 0x01) && get_be32(c + 2)) {	/* LBA without PMI */
+		scsi_invalid_field(cmd, 2, -1);
+		return SCSI_DONE;
+	}
+	put_be32(d, (uint32_t)MIN(l->nblocks - 1, 0xffffffffULL));
+	put_be32(d + 4, l->block_size);
+	return spc_put_data(cmd, d, sizeof d, sizeof d);
+}
+
+static int
+read_capacity16(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	uint8_t d[32] = { 0 };
+	unsigned exp = 0;
+
+	if (l->be->pref_physical > l->block_size) {
+		uint32_t ratio = l->be->pref_physical / l->block_size;
+		while ((1u << exp) < ratio && exp < 15)
+			exp++;
+	}
+	put_be64(d, l->nblocks - 1);
+	put_be32(d + 8, l->block_size);
+	d[13] = exp;
+	if (l->thin && l->be->can_trim)
+		d[14] = 0x80 | 0x40;	/* LBPME, LBPRZ */
+	return spc_put_data(cmd, d, sizeof d, get_be32(c + 10));
+}
+
+int
+sbc_service_action_in(struct scsi_cmd *cmd)
+{
+	switch (cmd->cdb[1] & 0x1f) {
+	case 0x10:
+		return read_capacity16(cmd);
+	default:
+		scsi_invalid_field(cmd, 1, 4);
+		return SCSI_DONE;
+	}
+}
+
+int
+sbc_synchronize_cache(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	uint64_t lba, nb;
+
+	if (c[0] == 0x35) {
+		lba = get_be32(c + 2);
+		nb = get_be16(c + 7);
+	} else {
+		lba = get_be64(c + 2);
+		nb = get_be32(c + 10);
+	}
+	if (!check_range(cmd, lba, nb))
+		return SCSI_DONE;
+	/* nb 0: from lba to the end.  IMMED is honoured by finishing first,
+	 * which is never wrong.  Lengths past 4 GiB flush to the end. */
+	if ((nb << l->block_shift) > 0xffffffffULL)
+		nb = 0;
+	return submit(cmd, IO_FLUSH, lba << l->block_shift,
+		      (uint32_t)(nb << l->block_shift), 0);
+}
+
+int
+sbc_start_stop_unit(struct scsi_cmd *cmd)
+{
+	/* A gateway LUN has no motor or medium to eject: every power
+	 * condition is accepted and the LUN stays ready. */
+	return SCSI_DONE;
+}
+
+int
+sbc_prefetch(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	uint64_t lba, nb;
+
+	if (c[0] == 0x34) {
+		lba = get_be32(c + 2);
+		nb = get_be16(c + 7);
+	} else {
+		lba = get_be64(c + 2);
+		nb = get_be32(c + 10);
+	}
+	if (!check_range(cmd, lba, nb))
+		return SCSI_DONE;
+	return SCSI_DONE;
+}
+
+int
+sbc_write_same(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	bool sixteen = c[0] == 0x93;
+	bool unmap = c[1] & 0x08, anchor = c[1] & 0x10;
+	bool ndob = sixteen && (c[1] & 0x01);
+	uint64_t lba = sixteen ? get_be64(c + 2) : get_be32(c + 2);
+	uint64_t nb = sixteen ? get_be32(c + 10) : get_be16(c + 7);
+	bool lbp = l->thin && l->be->can_trim;
+
+	if (c[1] & 0xe0) {
+		scsi_invalid_field(cmd, 1, 7);
+		return SCSI_DONE;
+	}
+	if (anchor) {
+		scsi_invalid_field(cmd, 1, 4);
+		return SCSI_DONE;
+	}
+	if (nb == 0)	/* WSNZ = 0: zero means to the end */
+		nb = lba < l->nblocks ? l->nblocks - lba : 0;
+	if (!check_range(cmd, lba, nb))
+		return SCSI_DONE;
+	if (nb > 0xffffffffULL) {
+		scsi_invalid_field(cmd, sixteen ? 10 : 7, -1);
+		return SCSI_DONE;
+	}
+	cmd->xfer_len = ndob ? 0 : l->block_size;
+	if (!ndob && cmd->edtl < l->block_size) {
+		scsi_invalid_field(cmd, sixteen ? 10 : 7, -1);
+		return SCSI_DONE;
+	}
+	if (nb == 0)
+		return SCSI_DONE;
+	bool zero = ndob;
+	if (!zero) {
+		zero = true;
+		for (uint32_t i = 0; i < l->block_size; i++)
+			if (cmd->buf[i]) {
+				zero = false;
+				break;
+			}
+	}
+	if (zero && unmap && lbp)	/* LBPRZ: trimmed blocks read zero */
+		return submit(cmd, IO_ZERO, lba << l->block_shift,
+			      (uint32_t)nb, IGW_FLAG_MAY_TRIM | write_flags(cmd));
+	if (zero)
+		return submit(cmd, IO_ZERO, lba << l->block_shift,
+			      (uint32_t)nb, write_flags(cmd));
+	return submit(cmd, IO_WRITE_SAME, lba << l->block_shift, (uint32_t)nb,
+		      write_flags(cmd));
+}
+
+int
+sbc_unmap(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	uint32_t plen = get_be16(c + 7);
+	const uint8_t *p = cmd->buf;
+	uint32_t bdl, n;
+
+	if (!(l->thin && l->be->can_trim)) {
+		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
+			       ASC_INVALID_COMMAND_OPERATION_CODE);
+		return SCSI_DONE;
+	}
+	cmd->xfer_len = plen;
+	if (c[1] & 0x01) {	/* ANCHOR */
+		scsi_invalid_field(cmd, 1, 0);
+		return SCSI_DONE;
+	}
+	if (plen == 0)
+		return SCSI_DONE;
+	if (plen < 8 || plen > cmd->edtl) {
+		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
+			       ASC_PARAMETER_LIST_LENGTH_ERROR);
+		return SCSI_DONE;
+	}
+	bdl = get_be16(p + 2);
+	if (bdl > plen - 8)
+		bdl = (plen - 8) & ~15u;
+	n = bdl / 16;
+	if (n > 256) {
+		scsi_invalid_param(cmd, 2, -1);
+		return SCSI_DONE;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t lba = get_be64(p + 8 + 16 * i);
+		uint32_t nb = get_be32(p + 8 + 16 * i + 8);
+		if (!check_range(cmd, lba, nb))
+			return SCSI_DONE;
+	}
+	if (n == 0)
+		return SCSI_DONE;
+	return submit(cmd, IO_UNMAP, 0, n, 0);
+}
+
+uint32_t
+scsi_cmd_out_len(const struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	uint64_t lba, n = 0;
+	uint32_t nb;
+
+	if (!l)
+		return cmd->edtl;
+	switch (c[0]) {
+	case 0x0a: case 0x2a: case 0xaa: case 0x8a:	/* WRITE */
+	case 0x2e: case 0xae: case 0x8e:		/* WRITE AND VERIFY */
+		decode_rw(c, &lba, &nb);
+		n = (uint64_t)nb << l->block_shift;
+		break;
+	case 0x2f: case 0xaf: case 0x8f:		/* VERIFY */
+		decode_rw(c, &lba, &nb);
+		switch ((c[1] >> 1) & 3) {
+		case 1: n = (uint64_t)nb << l->block_shift; break;
+		case 3: n = nb ? l->block_size : 0; break;
+		default: n = 0;
+		}
+		break;
+	case 0x41:					/* WRITE SAME(10) */
+		n = l->block_size;
+		break;
+	case 0x93:					/* WRITE SAME(16) */
+		n = (c[1] & 0x01) ? 0 : l->block_size;
+		break;
+	case 0x42: case 0x55:		/* UNMAP, MODE SELECT(10) */
+		n = get_be16(c + 7);
+		break;
+	case 0x15:			/* MODE SELECT(6) */
+		n = c[4];
+		break;
+	default:
+		return cmd->edtl;
+	}
+	return (uint32_t)MIN(n, (uint64_t)cmd->edtl);
+}

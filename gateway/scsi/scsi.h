@@ -1,0 +1,207 @@
+/* scsi.h: the SCSI layer.  Owns the scsi_cmd (CDB, LUN, data buffer,
+ * status and sense), the opcode table, SPC/SBC emulation, unit attentions
+ * and the mapping of backend errors to sense.  It never sees a PDU: the
+ * transport fills a scsi_cmd, calls scsi_cmd_exec, and is called back through
+ * cmd->done on the same loop thread.  Blocking backend calls go to the IO
+ * worker pool.
+ */
+#ifndef IGW_SCSI_H
+#define IGW_SCSI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include "io/io.h"
+
+struct lun;
+struct target;
+
+/* Status codes (SAM-5). */
+#define SAM_STAT_GOOD 0x00
+#define SAM_STAT_CHECK_CONDITION 0x02
+#define SAM_STAT_CONDITION_MET 0x04
+#define SAM_STAT_BUSY 0x08
+#define SAM_STAT_RESERVATION_CONFLICT 0x18
+#define SAM_STAT_TASK_SET_FULL 0x28
+#define SAM_STAT_TASK_ABORTED 0x40
+
+/* Sense keys (SPC-4 §4.5.6). */
+#define SK_NO_SENSE 0x0
+#define SK_RECOVERED_ERROR 0x1
+#define SK_NOT_READY 0x2
+#define SK_MEDIUM_ERROR 0x3
+#define SK_HARDWARE_ERROR 0x4
+#define SK_ILLEGAL_REQUEST 0x5
+#define SK_UNIT_ATTENTION 0x6
+#define SK_DATA_PROTECT 0x7
+#define SK_ABORTED_COMMAND 0xb
+#define SK_MISCOMPARE 0xe
+
+/* ASC/ASCQ pairs, as one 16-bit value (SPC-4 Annex D). */
+#define ASC_NO_ADDITIONAL_SENSE 0x0000
+#define ASC_LUN_NOT_READY 0x0400
+#define ASC_WRITE_ERROR 0x0c00
+#define ASC_INVALID_FIELD_IN_INFORMATION_UNIT 0x0e03
+#define ASC_DATA_PHASE_ERROR 0x4b00
+#define ASC_UNRECOVERED_READ_ERROR 0x1100
+#define ASC_MISCOMPARE_DURING_VERIFY 0x1d00
+#define ASC_PARAMETER_LIST_LENGTH_ERROR 0x1a00
+#define ASC_INVALID_COMMAND_OPERATION_CODE 0x2000
+#define ASC_LBA_OUT_OF_RANGE 0x2100
+#define ASC_INVALID_FIELD_IN_CDB 0x2400
+#define ASC_LOGICAL_UNIT_NOT_SUPPORTED 0x2500
+#define ASC_INVALID_FIELD_IN_PARAMETER_LIST 0x2600
+#define ASC_WRITE_PROTECTED 0x2700
+#define ASC_SPACE_ALLOC_FAILED_WRITE_PROTECT 0x2707
+#define ASC_POWER_ON_OCCURRED 0x2901
+#define ASC_BUS_DEVICE_RESET_OCCURRED 0x2903
+#define ASC_I_T_NEXUS_LOSS_OCCURRED 0x2907
+#define ASC_MODE_PARAMETERS_CHANGED 0x2a01
+#define ASC_CAPACITY_DATA_HAS_CHANGED 0x2a09
+#define ASC_SAVING_PARAMETERS_NOT_SUPPORTED 0x3900
+#define ASC_REPORTED_LUNS_DATA_HAS_CHANGED 0x3f0e
+#define ASC_INTERNAL_TARGET_FAILURE 0x4400
+#define ASC_COMMANDS_CLEARED_BY_ANOTHER_INITIATOR 0x2f00
+
+#define SCSI_SENSE_MAX 32
+
+/* Unit attention conditions, one bit each, in reporting priority. */
+enum scsi_ua {
+	UA_POWER_ON = 0,
+	UA_RESET,
+	UA_CAPACITY_CHANGED,
+	UA_MODE_CHANGED,
+	UA_LUNS_CHANGED,
+	UA__MAX,
+};
+
+/* An I_T nexus: one session.  The transport creates it at login.  ua[] is
+ * indexed by LUN index within the target; lock guards it. */
+struct scsi_nexus {
+	struct target *target;
+	char initiator[224];
+	uint8_t isid[6];
+	pthread_mutex_t lock;
+	uint32_t *ua;			/* lock; bitmask of enum scsi_ua */
+	size_t nua;
+	struct scsi_nexus *next;	/* global list, nexus_list_lock */
+};
+
+enum scsi_dir { SCSI_DIR_NONE = 0, SCSI_DIR_READ = 1, SCSI_DIR_WRITE = 2 };
+
+struct scsi_cmd {
+	/* Set by the transport before scsi_cmd_exec. */
+	uint8_t cdb[32];
+	unsigned cdb_len;
+	uint64_t lun_raw;		/* the 8-byte LUN field */
+	struct lun *lun;		/* NULL: no such LUN */
+	unsigned lun_id;
+	struct scsi_nexus *nexus;
+	struct evloop *loop;
+	unsigned dir;			/* SCSI_DIR_* bits from the PDU */
+	uint32_t edtl;			/* expected data transfer length */
+	uint8_t *buf;			/* edtl bytes, owned by transport */
+	void (*done)(struct scsi_cmd *);	/* loop thread */
+
+	/* Set by the SCSI layer. */
+	uint32_t xfer_len;		/* bytes the CDB asks to move */
+	uint32_t data_len;		/* data-in bytes placed in buf */
+	uint8_t status;
+	uint8_t sense_len;
+	uint8_t sense[SCSI_SENSE_MAX];
+
+	/* SCSI layer only: the backend request on the worker pool. */
+	struct io_job job;
+	int op;
+	uint64_t offset;
+	uint32_t length;
+	uint32_t flags;
+	int result;
+};
+
+/* Run a command.  cmd->done is always called, possibly before this
+ * returns (emulated commands), else later from a completion. */
+void scsi_cmd_exec(struct scsi_cmd *cmd);
+
+/* Complete a command: clip data_len and call cmd->done. */
+void scsi_cmd_complete(struct scsi_cmd *cmd);
+
+/* LUN field decode (SAM-5 §4.7): returns the LUN number or -1. */
+int scsi_decode_lun(uint64_t raw);
+uint64_t scsi_encode_lun(unsigned id);
+
+/* Nexus life cycle (transport). */
+struct scsi_nexus *scsi_nexus_new(struct target *t, const char *initiator,
+				  const uint8_t isid[6]);
+void scsi_nexus_free(struct scsi_nexus *n);
+/* Establish a UA on every nexus of the target for LUN (NULL: all LUNs). */
+void scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua);
+
+/* sense.c */
+void scsi_set_sense(struct scsi_cmd *cmd, uint8_t key, uint16_t asc);
+void scsi_set_sense_info(struct scsi_cmd *cmd, uint8_t key, uint16_t asc,
+			 uint64_t info);
+/* INVALID FIELD IN CDB with the field pointer (SPC-4 §4.5.2.4.2). */
+void scsi_invalid_field(struct scsi_cmd *cmd, unsigned byte, int bit);
+void scsi_invalid_param(struct scsi_cmd *cmd, unsigned byte, int bit);
+/* Turn a backend -errno into sense; write tells WRITE ERROR from READ. */
+void scsi_set_errno(struct scsi_cmd *cmd, int err, bool write);
+/* Build sense bytes (fixed format) into out; returns its length. */
+unsigned scsi_build_sense(uint8_t *out, bool descriptor, uint8_t key,
+			  uint16_t asc);
+
+/* Handler results. */
+#define SCSI_DONE 0	/* status set, call done */
+#define SCSI_ASYNC 1	/* submitted; done is called on completion */
+
+struct scsi_op {
+	const char *name;
+	int (*fn)(struct scsi_cmd *cmd);
+	unsigned cdb_len;
+	unsigned flags;
+#define OPF_NO_LUN 0x1		/* runs without a LUN (REPORT LUNS...) */
+#define OPF_NO_UA 0x2		/* not affected by unit attention */
+#define OPF_WRITE 0x4		/* changes the medium */
+	uint8_t usage[16];	/* CDB usage data (REPORT SUPPORTED OPCODES) */
+};
+
+/* cdb-table.c */
+const struct scsi_op *scsi_find_op(const uint8_t *cdb, unsigned *sa_out);
+
+/* spc.c */
+int spc_inquiry(struct scsi_cmd *cmd);
+int spc_report_luns(struct scsi_cmd *cmd);
+int spc_test_unit_ready(struct scsi_cmd *cmd);
+int spc_request_sense(struct scsi_cmd *cmd);
+int spc_mode_sense(struct scsi_cmd *cmd);
+int spc_mode_select(struct scsi_cmd *cmd);
+int spc_report_supported_opcodes(struct scsi_cmd *cmd);
+/* Copy up to alloc bytes of a built response into cmd->buf. */
+int spc_put_data(struct scsi_cmd *cmd, const void *data, uint32_t len,
+		 uint32_t alloc);
+/* Pop the highest-priority UA for cmd's nexus and LUN; true if one was. */
+bool scsi_ua_pop(struct scsi_cmd *cmd, uint16_t *asc);
+
+/* sbc.c */
+int sbc_read(struct scsi_cmd *cmd);
+int sbc_write(struct scsi_cmd *cmd);
+int sbc_read_capacity10(struct scsi_cmd *cmd);
+int sbc_service_action_in(struct scsi_cmd *cmd);
+int sbc_synchronize_cache(struct scsi_cmd *cmd);
+int sbc_verify(struct scsi_cmd *cmd);
+int sbc_write_verify(struct scsi_cmd *cmd);
+int sbc_start_stop_unit(struct scsi_cmd *cmd);
+int sbc_write_same(struct scsi_cmd *cmd);
+int sbc_unmap(struct scsi_cmd *cmd);
+int sbc_prefetch(struct scsi_cmd *cmd);
+/* Largest transfer a command may ask for, in bytes. */
+#define SCSI_MAX_XFER (8u << 20)
+
+
+
+/* How many data-out bytes the CDB describes (cmd->lun set), so the
+ * transport solicits no more than min(EDTL, this).  Returns edtl for
+ * commands whose length it cannot tell. */
+uint32_t scsi_cmd_out_len(const struct scsi_cmd *cmd);
+#endif
