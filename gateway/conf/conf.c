@@ -97,6 +97,8 @@ check_keys(struct ctx *cx, json_t *obj, const char *ptr,
 
 	json_object_foreach(obj, key, v) {
 		bool ok = false;
+		if (key[0] == '#')	/* "#...": a comment, ignored */
+			continue;
 		for (size_t i = 0; allowed[i]; i++)
 			if (!strcmp(allowed[i], key))
 				ok = true;
@@ -275,7 +277,7 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 	json_object_foreach(bj, key, v) {
 		char *val = NULL;
 
-		if (!strcmp(key, "type"))
+		if (!strcmp(key, "type") || key[0] == '#')
 			continue;
 		snprintf(kptr, sizeof kptr, "%s/%s", ptr, key);
 		if (json_is_string(v)) {
@@ -492,6 +494,8 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 			return fail(cx, "/iscsi", "must be an object");
 		json_object_foreach(v, key, item) {
 			const struct opt *o = NULL;
+			if (key[0] == '#')
+				continue;
 			for (size_t k = 0; k < ARRAY_SIZE(iscsi_opts); k++)
 				if (!strcmp(iscsi_opts[k].name, key))
 					o = &iscsi_opts[k];
