@@ -505,6 +505,11 @@ sbc_write_same(struct scsi_cmd *cmd)
 		scsi_invalid_field(cmd, 1, 4);
 		return SCSI_DONE;
 	}
+	if (unmap && !lbp) {
+		/* SBC-4 §5.49: UNMAP without logical block provisioning. */
+		scsi_invalid_field(cmd, 1, 3);
+		return SCSI_DONE;
+	}
 	if (nb == 0)	/* WSNZ = 0: zero means to the end */
 		nb = lba < l->nblocks ? l->nblocks - lba : 0;
 	if (!check_range(cmd, lba, nb))

@@ -177,6 +177,7 @@ int spc_request_sense(struct scsi_cmd *cmd);
 int spc_mode_sense(struct scsi_cmd *cmd);
 int spc_mode_select(struct scsi_cmd *cmd);
 int spc_report_supported_opcodes(struct scsi_cmd *cmd);
+int spc_pr_in(struct scsi_cmd *cmd);
 /* Copy up to alloc bytes of a built response into cmd->buf. */
 int spc_put_data(struct scsi_cmd *cmd, const void *data, uint32_t len,
 		 uint32_t alloc);
