@@ -43,6 +43,7 @@ lun_new(struct target *t, const struct conf_lun *cl)
 	l->read_only = cl->read_only;
 	l->thin = cl->thin;
 	l->wce = cl->write_cache;
+	pthread_rwlock_init(&l->write_lock, NULL);
 
 	backend_clear_error();
 	l->be = backend_new(cl->backend_type);
@@ -94,6 +95,7 @@ fail:
 		  backend_last_error()[0] ? backend_last_error() : strerror(errno));
 	if (l->be)
 		backend_free(l->be);
+	pthread_rwlock_destroy(&l->write_lock);
 	free(l->pointer);
 	free(l);
 	return NULL;
@@ -105,6 +107,7 @@ lun_free(struct lun *l)
 	if (!l)
 		return;
 	backend_free(l->be);
+	pthread_rwlock_destroy(&l->write_lock);
 	free(l->pointer);
 	free(l);
 }

@@ -28,8 +28,13 @@ struct lun {
 	bool thin;
 	char serial[65];
 	uint64_t naa;			/* NAA 3 designator, stable */
-	/* Current caching-page WCE bit: atomic, changed by MODE SELECT. */
+	/* Current caching-page WCE and control-page SWP bits: atomic,
+	 * changed by MODE SELECT. */
 	int wce;
+	int swp;
+	/* Writes hold it shared, COMPARE AND WRITE exclusive, so the
+	 * compare and the write are atomic against every other write. */
+	pthread_rwlock_t write_lock;
 	/* IO counters, atomic. */
 	uint64_t stat_reads, stat_writes, stat_read_bytes, stat_write_bytes;
 	uint64_t stat_errors;

@@ -203,6 +203,12 @@ scsi_cmd_exec(struct scsi_cmd *cmd)
 		scsi_set_sense(cmd, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
 		goto out;
 	}
+	if ((op->flags & OPF_WRITE) && cmd->lun &&
+	    __atomic_load_n(&cmd->lun->swp, __ATOMIC_RELAXED)) {
+		scsi_set_sense(cmd, SK_DATA_PROTECT,
+			       ASC_SOFTWARE_WRITE_PROTECTED);
+		goto out;
+	}
 	if (op->fn(cmd) == SCSI_ASYNC)
 		return;
 out:

@@ -26,6 +26,7 @@ enum io_op {
 	IO_ZERO,
 	IO_TRIM,
 	IO_UNMAP,		/* descriptors in cmd->buf */
+	IO_CAW,			/* COMPARE AND WRITE */
 };
 
 
@@ -80,6 +81,36 @@ write_same(struct backend *be, const uint8_t *block, uint32_t bs,
 	return r;
 }
 
+/* Worker: compare the first half of buf with the medium and, when equal,
+ * write the second half, holding the LUN's write lock exclusively so no
+ * other write can land between the two (SBC-4 §5.3). */
+static int
+compare_and_write(struct lun *l, struct scsi_cmd *cmd, uint64_t *miss)
+{
+	uint32_t len = cmd->length;
+	uint8_t *tmp = malloc(len);
+	int r;
+
+	if (!tmp)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&l->write_lock);
+	r = backend_pread(l->be, tmp, len, cmd->offset);
+	if (r == 0) {
+		for (uint32_t i = 0; i < len; i++)
+			if (tmp[i] != cmd->buf[i]) {
+				*miss = i;
+				r = -EILSEQ;
+				break;
+			}
+	}
+	if (r == 0)
+		r = backend_pwrite(l->be, cmd->buf + len, len, cmd->offset,
+				   cmd->flags);
+	pthread_rwlock_unlock(&l->write_lock);
+	free(tmp);
+	return r;
+}
+
 static void
 io_run(struct io_job *job)
 {
@@ -87,8 +118,16 @@ io_run(struct io_job *job)
 	struct lun *l = cmd->lun;
 	struct backend *be = l->be;
 	uint64_t miss = 0;
+	bool shared = cmd->op == IO_WRITE || cmd->op == IO_WRITE_SAME ||
+		      cmd->op == IO_ZERO || cmd->op == IO_TRIM ||
+		      cmd->op == IO_UNMAP;
 
+	if (shared)
+		pthread_rwlock_rdlock(&l->write_lock);
 	switch (cmd->op) {
+	case IO_CAW:
+		cmd->result = compare_and_write(l, cmd, &miss);
+		break;
 	case IO_READ:
 		cmd->result = backend_pread(be, cmd->buf, cmd->length, cmd->offset);
 		break;
@@ -141,6 +180,8 @@ io_run(struct io_job *job)
 	default:
 		cmd->result = -EINVAL;
 	}
+	if (shared)
+		pthread_rwlock_unlock(&l->write_lock);
 	if (cmd->result == -EILSEQ)
 		cmd->offset = miss;
 }
@@ -151,6 +192,7 @@ io_done(struct io_job *job)
 	struct scsi_cmd *cmd = container_of(job, struct scsi_cmd, job);
 	struct lun *l = cmd->lun;
 	bool write = cmd->op == IO_WRITE || cmd->op == IO_WRITE_SAME ||
+		     cmd->op == IO_CAW ||
 		     cmd->op == IO_ZERO || cmd->op == IO_TRIM ||
 		     cmd->op == IO_UNMAP || cmd->op == IO_FLUSH;
 
@@ -534,7 +576,9 @@ sbc_write_same(struct scsi_cmd *cmd)
 				break;
 			}
 	}
-	if (zero && unmap && lbp)	/* LBPRZ: trimmed blocks read zero */
+	/* SBC-3 §5.43: with UNMAP set the blocks are unmapped, whatever the
+	 * data; LBPRZ=1 says they then read as zero. */
+	if (unmap && lbp)
 		return submit(cmd, IO_ZERO, lba << l->block_shift,
 			      (uint32_t)nb, IGW_FLAG_MAY_TRIM | write_flags(cmd));
 	if (zero)
@@ -619,6 +663,9 @@ scsi_cmd_out_len(const struct scsi_cmd *cmd)
 	case 0x93:					/* WRITE SAME(16) */
 		n = (c[1] & 0x01) ? 0 : l->block_size;
 		break;
+	case 0x89:			/* COMPARE AND WRITE */
+		n = 2 * ((uint64_t)c[13] << l->block_shift);
+		break;
 	case 0x42: case 0x55:		/* UNMAP, MODE SELECT(10) */
 		n = get_be16(c + 7);
 		break;
@@ -629,4 +676,36 @@ scsi_cmd_out_len(const struct scsi_cmd *cmd)
 		return cmd->edtl;
 	}
 	return (uint32_t)MIN(n, (uint64_t)cmd->edtl);
+}
+
+int
+sbc_compare_and_write(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	uint64_t lba = get_be64(c + 2);
+	uint32_t nb = c[13];
+
+	if (c[1] & 0xe0) {
+		scsi_invalid_field(cmd, 1, 7);
+		return SCSI_DONE;
+	}
+	if (nb > SCSI_MAX_CAW_BLOCKS) {
+		scsi_invalid_field(cmd, 13, -1);
+		return SCSI_DONE;
+	}
+	if (!check_range(cmd, lba, nb))
+		return SCSI_DONE;
+	cmd->xfer_len = 2 * (nb << l->block_shift);
+	if (cmd->edtl != cmd->xfer_len) {
+		/* The Data-Out buffer must hold exactly the verify and the
+		 * write data (SBC-4 §5.3); a length byte that wrapped to 0
+		 * under 256 blocks of data lands here too. */
+		scsi_invalid_field(cmd, 13, -1);
+		return SCSI_DONE;
+	}
+	if (nb == 0)
+		return SCSI_DONE;
+	return submit(cmd, IO_CAW, lba << l->block_shift, nb << l->block_shift,
+		      write_flags(cmd));
 }

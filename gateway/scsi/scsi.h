@@ -53,6 +53,7 @@ struct target;
 #define ASC_LOGICAL_UNIT_NOT_SUPPORTED 0x2500
 #define ASC_INVALID_FIELD_IN_PARAMETER_LIST 0x2600
 #define ASC_WRITE_PROTECTED 0x2700
+#define ASC_SOFTWARE_WRITE_PROTECTED 0x2702
 #define ASC_SPACE_ALLOC_FAILED_WRITE_PROTECT 0x2707
 #define ASC_POWER_ON_OCCURRED 0x2901
 #define ASC_BUS_DEVICE_RESET_OCCURRED 0x2903
@@ -196,8 +197,11 @@ int sbc_start_stop_unit(struct scsi_cmd *cmd);
 int sbc_write_same(struct scsi_cmd *cmd);
 int sbc_unmap(struct scsi_cmd *cmd);
 int sbc_prefetch(struct scsi_cmd *cmd);
+int sbc_compare_and_write(struct scsi_cmd *cmd);
 /* Largest transfer a command may ask for, in bytes. */
-#define SCSI_MAX_XFER (8u << 20)
+#define SCSI_MAX_XFER (32u << 20)
+/* Largest COMPARE AND WRITE, in blocks (VPD B0). */
+#define SCSI_MAX_CAW_BLOCKS 255
 
 
 

@@ -100,7 +100,7 @@ vpd_device_id(struct scsi_cmd *cmd, uint32_t alloc)
 	/* Relative target port (type 4), target port, iSCSI, PIV. */
 	memset(id, 0, 4);
 	put_be16(id + 2, 1);
-	o += designator(d + o, 0x52, 0x94, id, 4);
+	o += designator(d + o, 0x51, 0x94, id, 4);
 	/* SCSI name string (type 8) of the target port, UTF-8, padded to a
 	 * multiple of 4 with NULs (SPC-4 §7.8.6.11). */
 	memset(id, 0, sizeof id);
@@ -126,9 +126,10 @@ vpd_block_limits(struct scsi_cmd *cmd, uint32_t alloc)
 
 	d[1] = 0xb0;
 	put_be16(d + 2, 0x3c);
+	d[5] = SCSI_MAX_CAW_BLOCKS;		/* max COMPARE AND WRITE */
 	put_be16(d + 6, pblocks ? pblocks : 1);	/* optimal granularity */
 	put_be32(d + 8, max_xfer_blocks(l));		/* maximum transfer */
-	put_be32(d + 12, max_xfer_blocks(l));		/* optimal transfer */
+	put_be32(d + 12, MIN(max_xfer_blocks(l), (1u << 20) >> l->block_shift)); /* optimal */
 	if (l->thin && l->be->can_trim) {
 		put_be32(d + 20, 0xffffffff);		/* max unmap LBA count */
 		put_be32(d + 24, 256);			/* max descriptors */
@@ -320,8 +321,12 @@ page_control(struct lun *l, uint8_t *p, unsigned pc)
 	memset(p, 0, 12);
 	p[0] = 0x0a;
 	p[1] = 0x0a;
-	if (pc == 1)
+	if (pc == 1) {
+		p[4] = 0x08;	/* SWP changeable */
 		return 12;
+	}
+	if (pc == 0 && __atomic_load_n(&l->swp, __ATOMIC_RELAXED))
+		p[4] = 0x08;
 	p[2] = 0x00;	/* TST 0, D_SENSE 0 */
 	p[3] = 0x10;	/* queue algorithm modifier 1: unrestricted reordering */
 	p[5] = 0x40;	/* ATO: LBAT/ATO... application tag not modified */
@@ -395,12 +400,12 @@ spc_mode_sense(struct scsi_cmd *cmd)
 	 * (WP, DPOFUA), block descriptor length. */
 	if (ten) {
 		put_be16(d, o - 2);
-		d[3] = (l->read_only ? 0x80 : 0) | 0x10;
+		d[3] = (l->read_only || __atomic_load_n(&l->swp, __ATOMIC_RELAXED) ? 0x80 : 0) | 0x10;
 		d[4] = llbaa ? 0x01 : 0;
 		put_be16(d + 6, bd);
 	} else {
 		d[0] = o - 1;
-		d[2] = (l->read_only ? 0x80 : 0) | 0x10;
+		d[2] = (l->read_only || __atomic_load_n(&l->swp, __ATOMIC_RELAXED) ? 0x80 : 0) | 0x10;
 		d[3] = bd;
 	}
 	return spc_put_data(cmd, d, o, alloc);
@@ -469,11 +474,27 @@ spc_mode_select(struct scsi_cmd *cmd)
 			pthread_mutex_lock(&cmd->nexus->lock);
 			cmd->nexus->ua[l->index] &= ~(1u << UA_MODE_CHANGED);
 			pthread_mutex_unlock(&cmd->nexus->lock);
+		} else if (code == 0x0a && len == 0x0a) {
+			uint8_t cur[12];
+			int swp = (p[o + 4] & 0x08) ? 1 : 0;
+			page_control(l, cur, 0);
+			for (unsigned i = 2; i < 12; i++)
+				if ((p[o + i] & ~(i == 4 ? 0x08 : 0)) !=
+				    (cur[i] & ~(i == 4 ? 0x08 : 0))) {
+					scsi_invalid_param(cmd, o + i, -1);
+					return SCSI_DONE;
+				}
+			/* No MODE PARAMETERS CHANGED here: other initiators
+			 * learn of SWP from WRITE PROTECTED on their next
+			 * write, and a UA would fail their unrelated commands
+			 * (libiscsi's test cleanup among them).  WCE changes,
+			 * which affect durability, do raise it. */
+			__atomic_store_n(&l->swp, swp, __ATOMIC_SEQ_CST);
 		} else {
 			uint8_t cur[32];
 			bool known = false;
 			for (size_t i = 0; i < ARRAY_SIZE(mode_pages); i++)
-				if (mode_pages[i].code == code && code != 0x08) {
+				if (mode_pages[i].code == code && code != 0x08 && code != 0x0a) {
 					unsigned n = mode_pages[i].fn(l, cur, 0);
 					known = true;
 					if (n != len + 2u ||

@@ -1,0 +1,48 @@
+#!/bin/bash
+# The full iscsi-test-cu run (ALL, with --dataloss and --sanitize and a
+# second URL for the multipath tests) against four LUN flavours of one
+# gateway, merged with cu-union: a thick 512-byte file LUN, a thin file
+# LUN with write_cache, a thin 4096-byte memory LUN and a read_only LUN
+# (its --dataloss run is limited to the ReadOnly suite: see below).
+# Asserts 0 failed in the merged result and in each flavour; the counts go
+# to the log (t/run-tests.sh keeps it in test-logs/cu-all.log).
+source "$(dirname "$0")/functions.sh"
+requires iscsi-test-cu --list
+requires python3 --version
+
+port=$(free_port)
+truncate -s 32M "$TMP/golden.img"
+printf 'golden' | dd of="$TMP/golden.img" conv=notrunc status=none
+write_map "$TMP/map.json" $port '
+  { "lun": 0, "backend": { "type": "file", "path": "thick.img", "size": "128M" } },
+  { "lun": 1, "backend": { "type": "file", "path": "thin.img", "size": "128M" },
+    "thin": true, "write_cache": true },
+  { "lun": 2, "backend": { "type": "memory", "size": "128M" },
+    "block_size": 4096, "thin": true },
+  { "lun": 3, "backend": { "type": "file", "path": "golden.img" }, "read_only": true }'
+start_gw "$TMP/map.json"
+logs=()
+bad=0
+for lun in 0 1 2 3; do
+	url=iscsi://127.0.0.1:$port/$TARGET/$lun
+	if [ $lun = 3 ]; then
+		# On the read-only LUN every --dataloss test would only
+		# measure that writes are refused: the ReadOnly suite checks
+		# that with --dataloss; the rest runs without it.
+		timeout 900 iscsi-test-cu -d -v -t ALL.ReadOnly "$url" "$url" >"$TMP/cu$lun.log" 2>&1
+		timeout 900 iscsi-test-cu -S -v -t ALL "$url" "$url" >>"$TMP/cu$lun.log" 2>&1
+	else
+		timeout 900 iscsi-test-cu -d -S -v -t ALL "$url" "$url" >"$TMP/cu$lun.log" 2>&1
+	fi
+	echo "LUN $lun: $(python3 "$CU_SCORE" "$TMP/cu$lun.log" | head -1)"
+	f=$(python3 "$CU_SCORE" "$TMP/cu$lun.log" --list failed)
+	[ -z "$f" ] || { echo "LUN $lun failed: $f"; bad=1; }
+	logs+=("$TMP/cu$lun.log")
+done
+union=$(python3 "$CU_UNION" "${logs[@]}")
+echo "merged: $union"
+echo "$union" | head -1 | grep -q "failed 0$" || fail "merged run has failures"
+[ $bad = 0 ] || fail "a flavour has failures"
+# The read-only LUN's backing file is untouched.
+[ "$(head -c 6 "$TMP/golden.img")" = golden ] || fail "read_only LUN was written"
+stop_gw

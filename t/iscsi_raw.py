@@ -1,0 +1,110 @@
+"""iscsi_raw.py: a minimal iSCSI initiator over a raw socket, for tests
+that need to do what real initiators do not (stay silent, reuse an ISID,
+watch a NOP-In arrive).  Not a general client."""
+import socket
+import struct
+import time
+
+
+def pad4(b):
+    return b + b"\0" * ((4 - len(b) % 4) % 4)
+
+
+class Conn:
+    def __init__(self, host, port, timeout=10):
+        self.s = socket.create_connection((host, port), timeout=timeout)
+        self.cmdsn = 1
+        self.exp_statsn = 0
+        self.itt = 1
+
+    def send(self, bhs, data=b""):
+        assert len(bhs) == 48
+        bhs = bytearray(bhs)
+        bhs[5:8] = len(data).to_bytes(3, "big")
+        self.s.sendall(bytes(bhs) + pad4(data))
+
+    def recv_exact(self, n):
+        b = b""
+        while len(b) < n:
+            c = self.s.recv(n - len(b))
+            if not c:
+                raise EOFError("connection closed")
+            b += c
+        return b
+
+    def recv(self):
+        bhs = self.recv_exact(48)
+        ahs = bhs[4] * 4
+        dsl = int.from_bytes(bhs[5:8], "big")
+        if ahs:
+            self.recv_exact(ahs)
+        data = self.recv_exact(dsl + (4 - dsl % 4) % 4)[:dsl] if dsl else b""
+        return bhs, data
+
+    def login(self, initiator, target, isid=b"\x80\x00\x00\x00\x00\x01",
+              extra=b""):
+        keys = (b"InitiatorName=" + initiator.encode() + b"\0" +
+                b"TargetName=" + target.encode() + b"\0" +
+                b"SessionType=Normal\0" + extra)
+        bhs = bytearray(48)
+        bhs[0] = 0x43
+        bhs[1] = 0x80 | (1 << 2) | 3
+        bhs[8:14] = isid
+        struct.pack_into(">I", bhs, 16, self.itt)
+        struct.pack_into(">I", bhs, 24, self.cmdsn)
+        self.send(bhs, keys)
+        r, data = self.recv()
+        assert r[0] & 0x3f == 0x23, "not a login response"
+        status = (r[36] << 8) | r[37]
+        self.exp_statsn = struct.unpack_from(">I", r, 24)[0] + 1
+        self.cmdsn = struct.unpack_from(">I", r, 28)[0]
+        return status, data
+
+    def nop_out(self, itt=0x1234, ttt=0xffffffff, immediate=True):
+        bhs = bytearray(48)
+        bhs[0] = 0x40 if immediate else 0x00
+        bhs[1] = 0x80
+        struct.pack_into(">III", bhs, 16, itt, ttt, self.cmdsn)
+        struct.pack_into(">I", bhs, 28, self.exp_statsn)
+        if not immediate:
+            self.cmdsn += 1
+        self.send(bhs)
+
+    def scsi(self, cdb, read_len=0, write=b"", lun=0, itt=None):
+        bhs = bytearray(48)
+        bhs[0] = 0x01
+        bhs[1] = 0x80 | (0x40 if read_len else 0) | (0x20 if write else 0) | 1
+        struct.pack_into(">Q", bhs, 8, lun << 48)
+        itt = itt if itt is not None else self.next_itt()
+        struct.pack_into(">IIII", bhs, 16, itt,
+                         read_len or len(write), self.cmdsn, self.exp_statsn)
+        self.cmdsn += 1
+        bhs[32:32 + len(cdb)] = cdb
+        self.send(bhs, write)
+        return itt
+
+    def next_itt(self):
+        self.itt += 1
+        return self.itt
+
+    def logout(self):
+        bhs = bytearray(48)
+        bhs[0] = 0x46
+        bhs[1] = 0x80
+        struct.pack_into(">III", bhs, 16, self.next_itt(), 0, self.cmdsn)
+        self.send(bhs)
+        return self.recv()
+
+    def closed_within(self, secs):
+        """True when the target closes the connection within secs."""
+        self.s.settimeout(0.5)
+        end = time.time() + secs
+        while time.time() < end:
+            try:
+                if not self.s.recv(65536):
+                    return True
+            except socket.timeout:
+                continue
+            except OSError:
+                return True
+        return False
