@@ -29,6 +29,7 @@ command -v mktemp >/dev/null || skip "mktemp missing"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/iscsi-gw-bad-input.XXXXXX") || skip "mktemp -d failed"
 DAEMON_PID=
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
 	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
 		kill -KILL "$DAEMON_PID" 2>/dev/null
@@ -106,8 +107,7 @@ PORT=$(free_port) || skip "no free port found"
 P="127.0.0.1:$PORT"
 
 printf '%s\n' "$(map "$P" "$TARGET" 16M)" >"$TMP/good.json"
-out=$("$ISCSI_GW" check --config "$TMP/good.json" 2>&1)
-if [ $? -eq 0 ]; then
+if out=$("$ISCSI_GW" check --config "$TMP/good.json" 2>&1); then
 	pass "check accepts the good map: $out"
 else
 	fail "check refuses the good map: $out"

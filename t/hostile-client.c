@@ -1446,22 +1446,35 @@ out:
 
 /* 200 unknown 60-character keys over several C-bit PDUs: each non-final
  * PDU gets an empty login response; the answer comes in PDUs of at most
- * 8192 bytes (C bit while more follows, fetched with empty requests). */
+ * 8192 bytes (C bit while more follows, fetched with empty requests).
+ * stage 1: all in the operational stage, transit to full feature phase.
+ * stage 0: in the security stage (CSG=0 NSG=1) with AuthMethod=None, so
+ * the long answer is continued before the stage changes; then an ordinary
+ * operational request to full feature phase.  Either way, a class 2 login
+ * reject is an acceptable answer too. */
 static bool
-case_many_keys(char *why)
+many_keys(unsigned stage, char *why)
 {
 	uint8_t bhs[BHS_LEN], isid[6];
-	struct text t = { 0 }, answer = { 0 };
+	struct text t = { 0 }, answer = { 0 }, op = { 0 };
 	struct pdu p = { 0 };
 	struct sess s = { .fd = -1 };
 	const uint32_t chunk = 4000;
-	const uint8_t final_flags = LF_T | LF_CSG(1) | LF_NSG(3);
+	const uint8_t nsg = stage == 0 ? 1 : 3;
+	const uint8_t final_flags = LF_T | LF_CSG(stage) | LF_NSG(nsg);
 	uint32_t off = 0, itt = 0x2100, statsn = 0;
 	unsigned nu = 0, npdu = 0;
 	bool ok = false;
 	int r;
 
-	text_good(&t);
+	if (stage == 0) {
+		text_add(&t, "InitiatorName=%s", g_initiator);
+		text_add(&t, "TargetName=%s", g_target);
+		text_add(&t, "SessionType=Normal");
+		text_add(&t, "AuthMethod=None");
+	} else {
+		text_good(&t);
+	}
 	for (int i = 0; i < 200; i++) {
 		char name[61];
 		snprintf(name, sizeof name, "Zhostile%03d", i);
@@ -1480,7 +1493,8 @@ case_many_keys(char *why)
 			     (uint32_t)(t.len - off);
 		bool last = off + n == t.len;
 
-		login_bhs(bhs, last ? final_flags : (LF_C | LF_CSG(1) | LF_NSG(3)),
+		login_bhs(bhs, last ? final_flags :
+			  (LF_C | LF_CSG(stage) | LF_NSG(nsg)),
 			  isid, itt++, 1, statsn, n);
 		if (send_pdu(s.fd, bhs, t.buf + off, n) < 0)
 			FAIL("send: %s", strerror(errno));
@@ -1512,14 +1526,18 @@ case_many_keys(char *why)
 			FAIL("answer never ends");
 		r = recv_pdu(s.fd, &p, IO_TIMEOUT_MS);
 		if (r != RX_OK)
-			FAIL("no answer to the final request: %s", rx_str(r));
+			FAIL("no answer to %s: %s", pieces ?
+			     "an empty request fetching the rest of the answer" :
+			     "the final request", rx_str(r));
 		if (pdu_op(&p) != OP_LOGIN_RSP)
 			FAIL("final request answered with opcode 0x%02x",
 			     pdu_op(&p));
 		if (login_status(&p) >> 8) {
-			ok = (login_status(&p) >> 8) == 2;
+			ok = (login_status(&p) >> 8) == 2 && pieces == 0;
 			if (!ok)
-				FAIL("status 0x%04x", login_status(&p));
+				FAIL("status 0x%04x%s", login_status(&p), pieces ?
+				     " on an empty request fetching the rest of "
+				     "the target's own answer" : "");
 			goto out;
 		}
 		if (p.dsl > LOGIN_DSL_MAX)
@@ -1530,6 +1548,9 @@ case_many_keys(char *why)
 		statsn = get32(p.bhs + 24) + 1;
 		if ((p.bhs[1] & LF_C) && (p.bhs[1] & LF_T))
 			FAIL("login response with both T and C set");
+		if (((p.bhs[1] >> 2) & 3) != stage)
+			FAIL("login response piece %d: CSG %u, want %u",
+			     pieces + 1, (p.bhs[1] >> 2) & 3, stage);
 		if (!(p.bhs[1] & LF_C))
 			break;
 		/* Fetch the rest with an empty request. */
@@ -1537,8 +1558,9 @@ case_many_keys(char *why)
 		if (send_pdu(s.fd, bhs, NULL, 0) < 0)
 			FAIL("send: %s", strerror(errno));
 	}
-	if ((p.bhs[1] & (LF_T | 3)) != (LF_T | 3))
-		FAIL("last login response flags 0x%02x, not T NSG=3", p.bhs[1]);
+	if ((p.bhs[1] & (LF_T | 3)) != (LF_T | nsg))
+		FAIL("last login response flags 0x%02x, not T NSG=%u", p.bhs[1],
+		     nsg);
 	for (uint32_t i = 0; i < answer.len;) {
 		const char *kv = answer.buf + i;
 		size_t l = strnlen(kv, answer.len - i);
@@ -1548,6 +1570,26 @@ case_many_keys(char *why)
 	}
 	if (nu != 200)
 		FAIL("%u NotUnderstood answers, want 200", nu);
+	if (stage == 0) {
+		/* The operational stage, to full feature phase. */
+		text_add(&op, "HeaderDigest=None");
+		text_add(&op, "DataDigest=None");
+		text_add(&op, "MaxRecvDataSegmentLength=262144");
+		login_bhs(bhs, LF_T | LF_CSG(1) | LF_NSG(3), isid, itt++, 1,
+			  statsn, (uint32_t)op.len);
+		if (send_pdu(s.fd, bhs, op.buf, (uint32_t)op.len) < 0)
+			FAIL("send: %s", strerror(errno));
+		r = recv_pdu(s.fd, &p, IO_TIMEOUT_MS);
+		if (r != RX_OK)
+			FAIL("no answer to the operational request: %s", rx_str(r));
+		if (pdu_op(&p) != OP_LOGIN_RSP || login_status(&p) != 0)
+			FAIL("operational request answered with opcode 0x%02x "
+			     "status 0x%04x", pdu_op(&p), login_status(&p));
+		if ((p.bhs[1] & (LF_T | LF_C | 3)) != (LF_T | 3))
+			FAIL("operational answer flags 0x%02x, not T NSG=3",
+			     p.bhs[1]);
+		statsn = get32(p.bhs + 24) + 1;
+	}
 	s.cmdsn = get32(p.bhs + 28);
 	s.expstatsn = statsn;
 	if (!nop_ping(&s, 0x2121, why))
@@ -1557,8 +1599,21 @@ out:
 	sess_close(&s);
 	pdu_clear(&p);
 	text_free(&t);
+	text_free(&op);
 	text_free(&answer);
 	return ok;
+}
+
+static bool
+case_many_keys(char *why)
+{
+	return many_keys(1, why);
+}
+
+static bool
+case_many_keys_security(char *why)
+{
+	return many_keys(0, why);
 }
 
 static bool
@@ -1634,6 +1689,7 @@ static const struct hcase cases[] = {
 	{ "login with 200 unknown 60-character keys over C-bit PDUs", case_many_keys },
 	{ "login with no data and T to FFP -> 0x0207", case_login_no_data },
 	{ "random-byte fuzz, 200 connections", case_fuzz },
+	{ "security-stage login with 200 unknown keys: long answer continued, then FFP", case_many_keys_security },
 };
 
 int

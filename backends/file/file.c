@@ -203,6 +203,9 @@ file_close(void *p)
 {
 	struct igw_file_handle *h = p;
 
+	/* A clean stop leaves nothing in the page cache unflushed. */
+	if (!h->readonly && fdatasync(h->fd) < 0)
+		igw_backend_error("%s: fdatasync at close: %m", h->inst->path);
 	close(h->fd);
 	free(h);
 }
@@ -230,11 +233,57 @@ file_yes(void *p)
 	return 1;
 }
 
+/* O_DIRECT needs buffer, offset and length aligned to the device's
+ * logical block: an unaligned request goes through an aligned bounce
+ * buffer (read-modify-write for writes).  Requests from SCSI commands are
+ * whole blocks in page-aligned buffers and never bounce; only odd
+ * residual-sized reads do. */
+#define DIRECT_ALIGN 4096
+
+static bool
+unaligned(const struct igw_file_handle *h, const void *buf, uint32_t count,
+	  uint64_t offset)
+{
+	return h->inst->direct &&
+	       (((uintptr_t)buf | count | offset) & (DIRECT_ALIGN - 1));
+}
+
+static int file_pread(void *p, void *buf, uint32_t count, uint64_t offset,
+		      uint32_t flags);
+static int file_pwrite(void *p, const void *buf, uint32_t count,
+		       uint64_t offset, uint32_t flags);
+
+static int
+bounce(struct igw_file_handle *h, void *buf, uint32_t count, uint64_t offset,
+       bool write, uint32_t flags)
+{
+	uint64_t start = offset & ~(uint64_t)(DIRECT_ALIGN - 1);
+	uint64_t end = (offset + count + DIRECT_ALIGN - 1) &
+		       ~(uint64_t)(DIRECT_ALIGN - 1);
+	void *b;
+	int r;
+
+	if (posix_memalign(&b, DIRECT_ALIGN, end - start))
+		return -ENOMEM;
+	r = file_pread(h, b, end - start, start, 0);
+	if (r == 0 && write) {
+		memcpy((char *)b + (offset - start), buf, count);
+		r = file_pwrite(h, b, end - start, start, flags);
+	} else if (r == 0) {
+		memcpy(buf, (char *)b + (offset - start), count);
+	}
+	free(b);
+	return r;
+}
+
 static int
 file_pread(void *p, void *buf, uint32_t count, uint64_t offset, uint32_t flags)
 {
 	struct igw_file_handle *h = p;
 	char *b = buf;
+
+	if (unaligned(h, buf, count, offset))
+		return bounce(h, buf, count, offset, false, flags);
 
 	while (count > 0) {
 		ssize_t r = pread(h->fd, b, count, (off_t)offset);
@@ -259,6 +308,9 @@ file_pwrite(void *p, const void *buf, uint32_t count, uint64_t offset,
 	struct igw_file_handle *h = p;
 	const char *b = buf;
 	int rwf = (flags & IGW_FLAG_FUA) ? RWF_DSYNC : 0;
+
+	if (unaligned(h, buf, count, offset))
+		return bounce(h, (void *)buf, count, offset, true, flags);
 
 	while (count > 0) {
 		struct iovec iov = { .iov_base = (void *)b, .iov_len = count };

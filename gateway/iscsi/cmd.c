@@ -361,7 +361,10 @@ cmd_scsi(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 		return;
 	}
 	if (edtl) {
-		cmd->buf = malloc(edtl);
+		/* Page-aligned, so O_DIRECT backends can use it as it is. */
+		if (posix_memalign((void **)&cmd->buf, 4096,
+				   (edtl + 4095) & ~4095u) != 0)
+			cmd->buf = NULL;
 		if (!cmd->buf) {
 			free(data);
 			task_fail(t, SK_ABORTED_COMMAND, ASC_INTERNAL_TARGET_FAILURE);

@@ -350,18 +350,27 @@ rx_header(struct iscsi_conn *c)
 	if (c->state == CONN_LOGIN && limit < 8192)
 		limit = 8192;
 	if (dsl > limit) {
-		if (dsl > ISCSI_HARD_DSL_MAX) {
+		if (c->state == CONN_LOGIN) {
+			/* Nothing is negotiated yet: refuse the login. */
+			login_reject_oversize(c, bhs);
+			return false;
+		}
+		if (dsl > 4 * (uint64_t)limit) {
 			conn_close(c, "data segment far over MaxRecvDataSegmentLength");
 			return false;
 		}
-		log_warn("%s: data segment of %u bytes exceeds the negotiated %u",
-			 c->peer, dsl, limit);
+		log_warn("data segment of %u bytes exceeds the negotiated %u",
+			 dsl, limit);
+		/* Read it into scratch space only, then Reject the PDU. */
 		c->rx_reject = REJECT_PROTOCOL_ERROR;
 		c->rx_discard = true;
+		return true;
 	}
 	if (!c->rx_discard && bhs_opcode(bhs) == ISCSI_OP_DATA_OUT &&
 	    c->state == CONN_FFP)
 		cmd_data_out_header(c);
+	if (c->rx_discard)
+		return true;	/* data goes to scratch space */
 	if (dsl && !c->rx_data) {
 		c->rx_data_owned = malloc(dsl);
 		if (!c->rx_data_owned) {
@@ -400,8 +409,15 @@ rx_step(struct iscsi_conn *c)
 		want = c->rx_ahs_len - c->rx_got;
 		break;
 	case RX_DATA:
-		dst = c->rx_data + c->rx_got;
 		want = c->rx_dsl - c->rx_got;
+		if (c->rx_data) {
+			dst = c->rx_data + c->rx_got;
+		} else {
+			/* Discarded data: through a small scratch buffer. */
+			static uint8_t scratch[65536];
+			dst = scratch;
+			want = MIN(want, sizeof scratch);
+		}
 		break;
 	default:
 		dst = c->rx_pad + c->rx_got;
@@ -424,7 +440,8 @@ rx_step(struct iscsi_conn *c)
 			return -1;
 		}
 		c->rx_got += r;
-		if ((uint32_t)r < want)
+		if ((uint32_t)r < want ||
+		    (c->rx_stage == RX_DATA && c->rx_got < c->rx_dsl))
 			return 1;
 	}
 	c->last_rx = time(NULL);

@@ -82,7 +82,6 @@ struct target;
 /* Bounds on what an initiator can make us hold. */
 #define ISCSI_LOGIN_TEXT_MAX 65536	/* accumulated login/text keys */
 #define ISCSI_LOGIN_KEYS_MAX 256
-#define ISCSI_HARD_DSL_MAX (16u << 20)	/* beyond this, drop the link */
 
 /* Negotiated session-wide values (§13). */
 struct iscsi_params {
@@ -335,6 +334,7 @@ void login_handle(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data,
 		  uint32_t dsl);
 void login_free(struct iscsi_conn *c);
 void login_reject_invalid(struct iscsi_conn *c, const uint8_t *bhs);
+void login_reject_oversize(struct iscsi_conn *c, const uint8_t *bhs);
 
 /* session.c */
 struct iscsi_session *session_new(struct iscsi_conn *c);

@@ -103,6 +103,20 @@ login_fail(struct iscsi_conn *c, uint16_t status, const char *why)
 }
 
 void
+login_reject_oversize(struct iscsi_conn *c, const uint8_t *bhs)
+{
+	if (!c->login) {
+		c->login = calloc(1, sizeof *c->login);
+		if (c->login) {
+			memcpy(c->login->isid, bhs + 8, 6);
+			c->login->itt = get_be32(bhs + 16);
+		}
+	}
+	login_fail(c, LOGIN_INITIATOR_ERROR,
+		   "login PDU data segment over 8192 bytes");
+}
+
+void
 login_reject_invalid(struct iscsi_conn *c, const uint8_t *bhs)
 {
 	if (!c->login) {
@@ -113,25 +127,6 @@ login_reject_invalid(struct iscsi_conn *c, const uint8_t *bhs)
 		}
 	}
 	login_fail(c, LOGIN_INVALID_DURING_LOGIN, "non-login PDU during login");
-}
-
-/* Send the next piece of pending response text (C bit while more). */
-static void
-send_text_piece(struct iscsi_conn *c, uint8_t flags)
-{
-	struct login_state *ls = c->login;
-	uint32_t left = ls->out.len - ls->out_off;
-	uint32_t n = MIN(left, MIN(LOGIN_PDU_TEXT_MAX, c->params.max_send_dsl > 0 ?
-				   MAX(c->params.max_send_dsl, 512u) : 8192u));
-
-	if (n < left)
-		flags = (flags & ~0x80) | 0x40;	/* C, and no transit yet */
-	send_login_rsp(c, flags, LOGIN_OK, ls->out.buf + ls->out_off, n);
-	ls->out_off += n;
-	if (ls->out_off >= ls->out.len) {
-		iscsi_text_free(&ls->out);
-		ls->out_off = 0;
-	}
 }
 
 /* Checks on the first complete request of a login (§6.1, §13). */
@@ -328,6 +323,43 @@ process_keys(struct iscsi_conn *c)
 	return true;
 }
 
+/* Send the next piece of our answer: at most 8192 bytes a PDU during
+ * login (§13.12), with C set while more follows; the initiator fetches
+ * the rest with empty requests (§11.13.2).  The stage transition the
+ * initiator asked for happens with the last piece only. */
+static void
+send_answer(struct iscsi_conn *c)
+{
+	struct login_state *ls = c->login;
+	uint32_t left = ls->out.len - ls->out_off;
+	uint32_t n = MIN(left, LOGIN_PDU_TEXT_MAX);
+	bool last = n >= left;
+	uint8_t flags = ls->last_flags;
+
+	if (!last) {
+		flags = (flags & ~0x80) | 0x40;	/* C, no transit yet */
+	} else if ((flags & 0x80) && (flags & 3) == 3) {
+		if (!finish_login(c))
+			return;
+	}
+	send_login_rsp(c, flags, LOGIN_OK, ls->out.buf + ls->out_off, n);
+	ls->out_off += n;
+	if (!last) {
+		conn_flush(c);
+		return;
+	}
+	iscsi_text_free(&ls->out);
+	ls->out_off = 0;
+	if (flags & 0x80) {
+		ls->stage = flags & 3;
+		if (ls->stage == 3) {
+			c->state = CONN_FFP;
+			login_free(c);
+		}
+	}
+	conn_flush(c);
+}
+
 void
 login_handle(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 {
@@ -390,8 +422,7 @@ login_handle(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 				   "keys sent while the target's answer continues");
 			return;
 		}
-		send_text_piece(c, ls->last_flags);
-		conn_flush(c);
+		send_answer(c);
 		return;
 	}
 	if (dsl) {
@@ -451,20 +482,5 @@ login_handle(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 	}
 	rflags = transit ? (0x80 | (csg << 2) | nsg) : (csg << 2);
 	ls->last_flags = rflags;
-	if (transit && nsg == 3) {
-		if (!finish_login(c))
-			return;
-		send_login_rsp(c, rflags, LOGIN_OK, ls->out.buf, ls->out.len);
-		c->state = CONN_FFP;
-		login_free(c);
-		conn_flush(c);
-		return;
-	}
-	if (ls->out.len > 0)
-		send_text_piece(c, rflags);
-	else
-		send_login_rsp(c, rflags, LOGIN_OK, NULL, 0);
-	if (transit)
-		ls->stage = nsg;
-	conn_flush(c);
+	send_answer(c);
 }

@@ -31,13 +31,22 @@ enum io_op {
 
 
 
+/* Scratch buffers are page-aligned for O_DIRECT backends. */
+static void *
+aligned_buf(size_t n)
+{
+	void *p;
+
+	return posix_memalign(&p, 4096, (n + 4095) & ~(size_t)4095) ? NULL : p;
+}
+
 /* Worker: compare [offset, offset+length) with pattern; returns -EILSEQ and
  * the first differing byte's offset in *miss. */
 static int
 compare(struct backend *be, const uint8_t *want, uint32_t want_len,
 	uint64_t offset, uint32_t length, uint64_t *miss)
 {
-	uint8_t *tmp = malloc(MIN(length, 1u << 20));
+	uint8_t *tmp = aligned_buf(MIN(length, 1u << 20));
 	uint32_t done = 0;
 	int r = 0;
 
@@ -64,7 +73,7 @@ write_same(struct backend *be, const uint8_t *block, uint32_t bs,
 	   uint64_t offset, uint64_t length, uint32_t flags)
 {
 	uint32_t chunk = (uint32_t)MIN(length, 1u << 20);
-	uint8_t *tmp = malloc(chunk);
+	uint8_t *tmp = aligned_buf(chunk);
 	int r = 0;
 
 	if (!tmp)
@@ -88,7 +97,7 @@ static int
 compare_and_write(struct lun *l, struct scsi_cmd *cmd, uint64_t *miss)
 {
 	uint32_t len = cmd->length;
-	uint8_t *tmp = malloc(len);
+	uint8_t *tmp = aligned_buf(len);
 	int r;
 
 	if (!tmp)
@@ -173,7 +182,7 @@ io_run(struct io_job *job)
 			if (nb)
 				cmd->result = backend_trim(be,
 					(uint64_t)nb << l->block_shift,
-					lba << l->block_shift, 0);
+					lba << l->block_shift, cmd->flags);
 		}
 		break;
 	}
@@ -630,7 +639,7 @@ sbc_unmap(struct scsi_cmd *cmd)
 	}
 	if (n == 0)
 		return SCSI_DONE;
-	return submit(cmd, IO_UNMAP, 0, n, 0);
+	return submit(cmd, IO_UNMAP, 0, n, write_flags(cmd));
 }
 
 uint32_t
