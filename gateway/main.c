@@ -256,8 +256,14 @@ out:
 	return rc;
 }
 
-int
-main(int argc, char **argv)
+struct cli {
+	const char *config;
+	unsigned port;
+};
+
+/* Parse options; returns -1 to go on, else an exit status. */
+static int
+parse_opts(int argc, char **argv, const char *optstring, struct cli *cli)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -268,14 +274,13 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config = NULL, *cmd;
-	unsigned port = 0;
 	int o;
 
-	log_init(false);
-	while ((o = getopt_long(argc, argv, "+c:D:p:vVh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
 		switch (o) {
-		case 'c': config = optarg; break;
+		case 'c':
+			cli->config = optarg;
+			break;
 		case 'D':
 			if (log_set_debug_flag(optarg) < 0)
 				return 2;
@@ -288,53 +293,54 @@ main(int argc, char **argv)
 					optarg);
 				return 2;
 			}
-			port = v;
+			cli->port = v;
 			break;
 		}
-		case 'v': log_verbose++; break;
-		case 'V': printf("iscsi-gw %s\n", PACKAGE_VERSION); return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'v':
+			log_verbose++;
+			break;
+		case 'V':
+			printf("iscsi-gw %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	const char *cmd;
+	int r;
+
+	log_init(false);
+	/* Options may come before and after the subcommand. */
+	r = parse_opts(argc, argv, "+c:D:p:vVh", &cli);
+	if (r >= 0)
+		return r;
 	if (optind >= argc) {
 		usage(stderr);
 		return 2;
 	}
 	cmd = argv[optind++];
-	/* Options may also follow the subcommand. */
-	while ((o = getopt_long(argc, argv, "c:D:p:vVh", opts, NULL)) != -1) {
-		switch (o) {
-		case 'c': config = optarg; break;
-		case 'D':
-			if (log_set_debug_flag(optarg) < 0)
-				return 2;
-			break;
-		case 'p': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || v == 0 || v > 65535) {
-				fprintf(stderr, "iscsi-gw: --port: '%s' is not a port\n",
-					optarg);
-				return 2;
-			}
-			port = v;
-			break;
-		}
-		case 'v': log_verbose++; break;
-		case 'V': printf("iscsi-gw %s\n", PACKAGE_VERSION); return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
+	r = parse_opts(argc, argv, "c:D:p:vVh", &cli);
+	if (r >= 0)
+		return r;
 	if (optind < argc) {
 		fprintf(stderr, "iscsi-gw: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
 	if (!strcmp(cmd, "serve"))
-		return cmd_serve(config, port);
+		return cmd_serve(cli.config, cli.port);
 	if (!strcmp(cmd, "check"))
-		return cmd_check(config);
+		return cmd_check(cli.config);
 	fprintf(stderr, "iscsi-gw: unknown command '%s' (serve, check)\n", cmd);
 	usage(stderr);
 	return 2;

@@ -1,8 +1,8 @@
 #!/bin/bash
 # QEMU's iscsi driver (libiscsi inside qemu-img) as the initiator: a random
 # 24 MiB image is converted in through iscsi://, converted back out, and
-# must be byte-identical; qemu-img compare agrees.  Runs on a 512-byte file
-# LUN and a 4096-byte memory LUN.
+# must be byte-identical.  Runs on a 512-byte file LUN, a 4096-byte memory
+# LUN and a file LUN with "direct": true (O_DIRECT, page cache bypassed).
 source "$(dirname "$0")/functions.sh"
 requires qemu-img --version
 qemu-img --help | grep -q "Supported formats:.*iscsi" || { echo "SKIP: qemu-img lacks the iscsi driver (qemu-block-extra)"; exit 77; }
@@ -10,10 +10,11 @@ qemu-img --help | grep -q "Supported formats:.*iscsi" || { echo "SKIP: qemu-img 
 port=$(free_port)
 write_map "$TMP/map.json" $port '
   { "lun": 0, "backend": { "type": "file", "path": "lun0.img", "size": "32M" } },
-  { "lun": 1, "backend": { "type": "memory", "size": "32M" }, "block_size": 4096 }'
+  { "lun": 1, "backend": { "type": "memory", "size": "32M" }, "block_size": 4096 },
+  { "lun": 2, "backend": { "type": "file", "path": "direct.img", "size": "32M", "direct": true } }'
 start_gw "$TMP/map.json"
 head -c 25165824 /dev/urandom > "$TMP/in.raw"
-for lun in 0 1; do
+for lun in 0 1 2; do
 	url=iscsi://127.0.0.1:$port/$TARGET/$lun
 	qemu-img convert -n -f raw -O raw "$TMP/in.raw" "$url" || fail "convert in (LUN $lun)"
 	qemu-img convert -f raw -O raw "$url" "$TMP/out$lun.raw" || fail "convert out (LUN $lun)"
@@ -22,4 +23,5 @@ for lun in 0 1; do
 done
 # The file LUN holds the same bytes on disk.
 head -c 25165824 "$TMP/lun0.img" | cmp - "$TMP/in.raw" || fail "backing file differs"
+head -c 25165824 "$TMP/direct.img" | cmp - "$TMP/in.raw" || fail "O_DIRECT backing file differs"
 stop_gw

@@ -189,6 +189,9 @@ conf_valid_iscsi_name(const char *n)
 		    !isdigit((unsigned char)n[9]) || !isdigit((unsigned char)n[10]) ||
 		    n[11] != '.')
 			return false;
+		if ((n[9] - '0') * 10 + (n[10] - '0') < 1 ||
+		    (n[9] - '0') * 10 + (n[10] - '0') > 12)
+			return false;	/* month 01..12 */
 		for (size_t i = 12; i < len; i++) {
 			unsigned char c = n[i];
 			if (!(islower(c) || isdigit(c) || c == '.' || c == '-' ||
@@ -240,9 +243,11 @@ conf_parse_portal(const char *s, char *host, size_t hostsz, unsigned *port)
 		memcpy(host, s, hlen);
 		host[hlen] = '\0';
 	}
+	if (!isdigit((unsigned char)colon[1]))
+		return -1;
 	errno = 0;
 	p = strtoul(colon + 1, &end, 10);
-	if (errno || *end || colon[1] == '\0' || p > 65535)
+	if (errno || *end || p > 65535)
 		return -1;
 	*port = (unsigned)p;
 	return 0;

@@ -422,6 +422,7 @@ spc_mode_select(struct scsi_cmd *cmd)
 	const uint8_t *p = cmd->buf;
 	uint32_t bdl, o;
 	struct lun *l = cmd->lun;
+	int new_wce = -1, new_swp = -1;
 
 	cmd->xfer_len = plen;
 	if (c[1] & 0x01) {	/* SP: saving not supported */
@@ -468,12 +469,7 @@ spc_mode_select(struct scsi_cmd *cmd)
 					scsi_invalid_param(cmd, o + i, -1);
 					return SCSI_DONE;
 				}
-			if (__atomic_exchange_n(&l->wce, wce, __ATOMIC_SEQ_CST) != wce)
-				scsi_ua_establish_all(l->target, l, UA_MODE_CHANGED);
-			/* The initiator that changed it gets no UA for it. */
-			pthread_mutex_lock(&cmd->nexus->lock);
-			cmd->nexus->ua[l->index] &= ~(1u << UA_MODE_CHANGED);
-			pthread_mutex_unlock(&cmd->nexus->lock);
+			new_wce = wce;
 		} else if (code == 0x0a && len == 0x0a) {
 			uint8_t cur[12];
 			int swp = (p[o + 4] & 0x08) ? 1 : 0;
@@ -484,12 +480,7 @@ spc_mode_select(struct scsi_cmd *cmd)
 					scsi_invalid_param(cmd, o + i, -1);
 					return SCSI_DONE;
 				}
-			/* No MODE PARAMETERS CHANGED here: other initiators
-			 * learn of SWP from WRITE PROTECTED on their next
-			 * write, and a UA would fail their unrelated commands
-			 * (libiscsi's test cleanup among them).  WCE changes,
-			 * which affect durability, do raise it. */
-			__atomic_store_n(&l->swp, swp, __ATOMIC_SEQ_CST);
+			new_swp = swp;
 		} else {
 			uint8_t cur[32];
 			bool known = false;
@@ -510,6 +501,22 @@ spc_mode_select(struct scsi_cmd *cmd)
 		}
 		o += 2 + len;
 	}
+	/* SPC-4 §6.11: nothing changes unless the whole list is valid, so
+	 * the values are applied only here. */
+	if (new_wce >= 0 &&
+	    __atomic_exchange_n(&l->wce, new_wce, __ATOMIC_SEQ_CST) != new_wce) {
+		scsi_ua_establish_all(l->target, l, UA_MODE_CHANGED);
+		/* The initiator that changed it gets no UA for it. */
+		pthread_mutex_lock(&cmd->nexus->lock);
+		cmd->nexus->ua[l->index] &= ~(1u << UA_MODE_CHANGED);
+		pthread_mutex_unlock(&cmd->nexus->lock);
+	}
+	/* No MODE PARAMETERS CHANGED for SWP: other initiators learn of it
+	 * from WRITE PROTECTED on their next write, and a UA would fail their
+	 * unrelated commands (libiscsi's test cleanup among them).  WCE,
+	 * which changes durability, does raise it. */
+	if (new_swp >= 0)
+		__atomic_store_n(&l->swp, new_swp, __ATOMIC_SEQ_CST);
 	return SCSI_DONE;
 }
 

@@ -288,6 +288,39 @@ TEST(target_name_errors)
 		  "/targets/0/acl/1", "must be a valid iSCSI initiator name");
 }
 
+TEST(acl_and_alias_edges)
+{
+	char err[ERRSZ];
+	struct conf *c;
+	char json[1024], alias[300];
+
+	/* An empty acl admits nobody: it is kept, not dropped. */
+	c = load(MAP("{" TNAME ", \"acl\": [], \"luns\": []}"), err);
+	REQUIRE(c != NULL);
+	CHECK(c->targets[0].acl != NULL);
+	CHECK_EQ_INT(c->targets[0].nacl, 0);
+	conf_free(c);
+	/* Empty target list, empty LUN list. */
+	c = load("{" PORTALS ", \"targets\": []}", err);
+	CHECK(c != NULL);
+	if (c)
+		CHECK_EQ_INT(c->ntargets, 0);
+	conf_free(c);
+	/* alias: at most 255 characters. */
+	memset(alias, 'a', 255);
+	alias[255] = '\0';
+	snprintf(json, sizeof json, MAP("{" TNAME ", \"alias\": \"%s\", \"luns\": []}"),
+		 alias);
+	c = load(json, err);
+	CHECK(c != NULL);
+	conf_free(c);
+	alias[255] = 'a';
+	alias[256] = '\0';
+	snprintf(json, sizeof json, MAP("{" TNAME ", \"alias\": \"%s\", \"luns\": []}"),
+		 alias);
+	CHECK_BAD(json, "/targets/0", "'alias' is longer than 255 characters");
+}
+
 TEST(lun_errors)
 {
 	CHECK_BAD(MAP1(LUN(16384)), "/targets/0/luns/0/lun",

@@ -261,6 +261,31 @@ TEST(params_offer_from_conf)
 	conf_free(c);
 }
 
+TEST(params_offer_from_hand_made_conf)
+{
+	struct conf c;
+	struct iscsi_params o;
+
+	memset(&c, 0, sizeof c);
+	c.iscsi.max_recv_data_segment_length = 8192;
+	c.iscsi.max_burst_length = 16777215;
+	c.iscsi.first_burst_length = 512;
+	c.iscsi.initial_r2t = false;
+	c.iscsi.immediate_data = true;
+	c.iscsi.max_outstanding_r2t = 65535;
+	iscsi_params_offer(&o, &c);
+	CHECK_EQ_INT(o.max_recv_dsl, 8192);
+	CHECK_EQ_INT(o.max_burst_length, 16777215);
+	CHECK_EQ_INT(o.first_burst_length, 512);
+	CHECK_EQ_INT(o.initial_r2t, false);
+	CHECK_EQ_INT(o.immediate_data, true);
+	CHECK_EQ_INT(o.max_outstanding_r2t, 65535);
+	/* Fixed by the target whatever the map says. */
+	CHECK_EQ_INT(o.max_connections, 1);
+	CHECK_EQ_INT(o.error_recovery_level, 0);
+	CHECK_EQ_INT(o.protocol_level, 1);
+}
+
 TEST(params_defaults_rfc7143)
 {
 	struct iscsi_params p;
