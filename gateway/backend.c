@@ -267,3 +267,17 @@ backend_zero(struct backend *b, uint64_t count, uint64_t offset,
 		r = flush_unlocked(b, count, offset);
 	return r;
 }
+
+int
+backend_extents(struct backend *b, uint64_t count, uint64_t offset,
+		uint64_t *run_len, int *allocated)
+{
+	SERIALISE(b);
+
+	if (!b->can_extents) {
+		*run_len = count;
+		*allocated = 1;
+		return 0;
+	}
+	return b->ops.extents(b->handle, count, offset, run_len, allocated);
+}

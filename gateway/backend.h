@@ -47,5 +47,7 @@ int backend_trim(struct backend *b, uint64_t count, uint64_t offset,
 		 uint32_t flags);
 int backend_zero(struct backend *b, uint64_t count, uint64_t offset,
 		 uint32_t flags);
+int backend_extents(struct backend *b, uint64_t count, uint64_t offset,
+		    uint64_t *run_len, int *allocated);
 
 #endif

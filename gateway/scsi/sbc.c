@@ -27,7 +27,11 @@ enum io_op {
 	IO_TRIM,
 	IO_UNMAP,		/* descriptors in cmd->buf */
 	IO_CAW,			/* COMPARE AND WRITE */
+	IO_LBA_STATUS,		/* GET LBA STATUS: extents into a buffer */
 };
+
+/* GET LBA STATUS answers at most this many descriptors at once. */
+#define LBA_STATUS_MAX_DESC 128
 
 
 
@@ -120,6 +124,65 @@ compare_and_write(struct lun *l, struct scsi_cmd *cmd, uint64_t *miss)
 	return r;
 }
 
+/* Worker: the provisioning status of runs of blocks from cmd->offset
+ * (SBC-4 §5.8), from the backend's allocation (SEEK_DATA/SEEK_HOLE on
+ * files).  Builds the parameter data in a buffer hung on cmd->job.next's
+ * place: cmd->op_buf. */
+static int
+lba_status(struct lun *l, struct scsi_cmd *cmd)
+{
+	uint64_t end = l->nblocks << l->block_shift;
+	uint64_t off = cmd->offset;
+	uint32_t n = 0, max = cmd->length;
+	uint8_t *d = calloc(1, 8 + 16 * (size_t)max);
+
+	if (!d)
+		return -ENOMEM;
+	while (off < end && n < max) {
+		uint64_t run = end - off;
+		int alloc = 1;
+		uint64_t first = off >> l->block_shift, last;
+
+		if (l->be->can_extents) {
+			int r = backend_extents(l->be, end - off, off, &run,
+						&alloc);
+			if (r < 0) {
+				free(d);
+				return r;
+			}
+			if (run == 0)
+				run = end - off;
+		}
+		/* Whole blocks: a partly allocated block counts as mapped. */
+		last = alloc ? (off + run + l->block_size - 1) >> l->block_shift :
+			       (off + run) >> l->block_shift;
+		if (last <= first)
+			last = first + 1;
+		if (last > l->nblocks)
+			last = l->nblocks;
+		/* Merge with the previous descriptor when the state is the
+		 * same (block rounding can make neighbours agree). */
+		if (n > 0 && (d[8 + 16 * (n - 1) + 12] & 0x0f) == (alloc ? 0 : 1) &&
+		    get_be64(d + 8 + 16 * (n - 1)) +
+		    get_be32(d + 8 + 16 * (n - 1) + 8) == first) {
+			uint8_t *p = d + 8 + 16 * (n - 1);
+			put_be32(p + 8, (uint32_t)MIN(get_be32(p + 8) + (last - first),
+						      0xffffffffULL));
+		} else {
+			uint8_t *p = d + 8 + 16 * n;
+			put_be64(p, first);
+			put_be32(p + 8, (uint32_t)MIN(last - first, 0xffffffffULL));
+			p[12] = alloc ? 0 : 1;	/* mapped / deallocated */
+			n++;
+		}
+		off = last << l->block_shift;
+	}
+	put_be32(d, 4 + 16 * n);
+	cmd->op_buf = d;
+	cmd->op_len = 8 + 16 * n;
+	return 0;
+}
+
 static void
 io_run(struct io_job *job)
 {
@@ -136,6 +199,9 @@ io_run(struct io_job *job)
 	switch (cmd->op) {
 	case IO_CAW:
 		cmd->result = compare_and_write(l, cmd, &miss);
+		break;
+	case IO_LBA_STATUS:
+		cmd->result = lba_status(l, cmd);
 		break;
 	case IO_READ:
 		cmd->result = backend_pread(be, cmd->buf, cmd->length, cmd->offset);
@@ -217,6 +283,9 @@ io_done(struct io_job *job)
 			  strerror(-cmd->result));
 		scsi_set_errno(cmd, cmd->result, write);
 		cmd->data_len = 0;
+	} else if (cmd->op == IO_LBA_STATUS) {
+		spc_put_data(cmd, cmd->op_buf, cmd->op_len,
+			     get_be32(cmd->cdb + 10));
 	} else if (cmd->op == IO_READ) {
 		cmd->data_len = cmd->length;
 		__atomic_add_fetch(&l->stat_reads, 1, __ATOMIC_RELAXED);
@@ -227,6 +296,8 @@ io_done(struct io_job *job)
 		__atomic_add_fetch(&l->stat_write_bytes, cmd->length,
 				   __ATOMIC_RELAXED);
 	}
+	free(cmd->op_buf);
+	cmd->op_buf = NULL;
 	scsi_cmd_complete(cmd);
 }
 
@@ -474,12 +545,41 @@ read_capacity16(struct scsi_cmd *cmd)
 	return spc_put_data(cmd, d, sizeof d, get_be32(c + 10));
 }
 
+static int
+get_lba_status(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	uint64_t lba = get_be64(c + 2);
+	uint32_t alloc = get_be32(c + 10);
+	uint32_t ndesc;
+
+	if (!(l->thin && l->be->can_trim)) {
+		scsi_invalid_field(cmd, 1, 4);
+		return SCSI_DONE;
+	}
+	if (lba >= l->nblocks) {
+		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+		return SCSI_DONE;
+	}
+	if (alloc < 24) {
+		/* Room for the header and no descriptor: just the header. */
+		uint8_t d[8] = { 0 };
+		put_be32(d, 4);
+		return spc_put_data(cmd, d, 8, alloc);
+	}
+	ndesc = MIN((alloc - 8) / 16, LBA_STATUS_MAX_DESC);
+	return submit(cmd, IO_LBA_STATUS, lba << l->block_shift, ndesc, 0);
+}
+
 int
 sbc_service_action_in(struct scsi_cmd *cmd)
 {
 	switch (cmd->cdb[1] & 0x1f) {
 	case 0x10:
 		return read_capacity16(cmd);
+	case 0x12:
+		return get_lba_status(cmd);
 	default:
 		scsi_invalid_field(cmd, 1, 4);
 		return SCSI_DONE;

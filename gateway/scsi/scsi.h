@@ -119,6 +119,8 @@ struct scsi_cmd {
 	uint32_t length;
 	uint32_t flags;
 	int result;
+	uint8_t *op_buf;		/* parameter data built by a worker */
+	uint32_t op_len;
 };
 
 /* Run a command.  cmd->done is always called, possibly before this

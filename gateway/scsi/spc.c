@@ -529,6 +529,7 @@ static const struct {
 	uint8_t len;
 } sa_ops[] = {
 	{ .opcode = 0x9e, .sa = 0x10, .name = "READ CAPACITY(16)", .len = 16 },
+	{ .opcode = 0x9e, .sa = 0x12, .name = "GET LBA STATUS", .len = 16 },
 	{ .opcode = 0xa3, .sa = 0x0c, .name = "REPORT SUPPORTED OPERATION CODES",
 	  .len = 12 },
 };
