@@ -200,6 +200,7 @@ cmd_serve(const char *path, unsigned port)
 	m = lunmap_new(c);
 	if (!m)
 		goto out;
+	nexus_seen_load(c->state_dir);
 	loop = evloop_new();
 	if (!loop) {
 		log_error("event loop: %m");
@@ -251,6 +252,7 @@ out:
 	if (sh.ev.fd > 0)
 		close(sh.ev.fd);
 	evloop_free(loop);
+	nexus_seen_free();
 	lunmap_free(m);
 	conf_free(c);
 	return rc;

@@ -110,6 +110,12 @@ struct iscsi_kv {
 	char *value;
 };
 
+/* nexus-seen.c: POWER ON OCCURRED for nexuses that outlived a restart. */
+void nexus_seen_load(const char *state_dir);
+bool nexus_seen_check(const char *initiator, const uint8_t isid[6],
+		      const char *target);
+void nexus_seen_free(void);
+
 /* keys.c */
 /* Split a text segment into pairs.  Returns count or -1 on a format error
  * (no '=', bad key name, over-long key or value, too many keys). */

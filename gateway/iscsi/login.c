@@ -211,6 +211,8 @@ finish_login(struct iscsi_conn *c)
 			login_fail(c, LOGIN_OUT_OF_RESOURCES, "out of memory");
 			return false;
 		}
+		if (nexus_seen_check(s->initiator, s->isid, s->target->name))
+			scsi_nexus_power_on(s->nexus);
 	}
 	c->params = ls->params;
 	c->params.max_recv_dsl = iscsi_g.offer.max_recv_dsl;

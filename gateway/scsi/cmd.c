@@ -71,13 +71,22 @@ scsi_nexus_new(struct target *t, const char *initiator, const uint8_t isid[6])
 		free(n);
 		return NULL;
 	}
-	/* A nexus made after start-up saw no power-on: it starts with no
-	 * unit attention (as LIO does); resets and changes establish them. */
+	/* A new nexus starts with no unit attention; one that existed
+	 * before a restart gets POWER ON (iscsi/nexus-seen.c). */
 	pthread_mutex_lock(&nexus_list_lock);
 	n->next = nexus_list;
 	nexus_list = n;
 	pthread_mutex_unlock(&nexus_list_lock);
 	return n;
+}
+
+void
+scsi_nexus_power_on(struct scsi_nexus *n)
+{
+	pthread_mutex_lock(&n->lock);
+	for (size_t i = 0; i < n->nua; i++)
+		n->ua[i] |= 1u << UA_POWER_ON;
+	pthread_mutex_unlock(&n->lock);
 }
 
 void

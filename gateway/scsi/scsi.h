@@ -138,6 +138,8 @@ uint64_t scsi_encode_lun(unsigned id);
 struct scsi_nexus *scsi_nexus_new(struct target *t, const char *initiator,
 				  const uint8_t isid[6]);
 void scsi_nexus_free(struct scsi_nexus *n);
+/* Establish POWER ON OCCURRED on every LUN of a new nexus. */
+void scsi_nexus_power_on(struct scsi_nexus *n);
 /* Establish a UA on every nexus of the target for LUN (NULL: all LUNs). */
 void scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua);
 
