@@ -6,6 +6,26 @@ import struct
 import time
 
 
+_CRC_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _k in range(8):
+        _c = (_c >> 1) ^ (0x82F63B78 if _c & 1 else 0)
+    _CRC_TABLE.append(_c)
+
+
+def crc32c(data):
+    """CRC32C as iSCSI digests use it (RFC 7143 Appendix A.4)."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ b) & 0xFF]
+    return crc ^ 0xFFFFFFFF
+
+
+def digest(data):
+    return struct.pack("<I", crc32c(data))
+
+
 def pad4(b):
     return b + b"\0" * ((4 - len(b) % 4) % 4)
 
@@ -16,12 +36,25 @@ class Conn:
         self.cmdsn = 1
         self.exp_statsn = 0
         self.itt = 1
+        self.hd = self.dd = False   # digests in use (after login)
 
-    def send(self, bhs, data=b""):
+    def send(self, bhs, data=b"", bad_hd=False, bad_dd=False):
         assert len(bhs) == 48
         bhs = bytearray(bhs)
         bhs[5:8] = len(data).to_bytes(3, "big")
-        self.s.sendall(bytes(bhs) + pad4(data))
+        out = bytes(bhs)
+        if self.hd:
+            d = bytearray(digest(out))
+            if bad_hd:
+                d[0] ^= 0xFF
+            out += bytes(d)
+        out += pad4(data)
+        if self.dd and data:
+            d = bytearray(digest(pad4(data)))
+            if bad_dd:
+                d[0] ^= 0xFF
+            out += bytes(d)
+        self.s.sendall(out)
 
     def recv_exact(self, n):
         b = b""
@@ -38,8 +71,12 @@ class Conn:
         dsl = int.from_bytes(bhs[5:8], "big")
         if ahs:
             self.recv_exact(ahs)
-        data = self.recv_exact(dsl + (4 - dsl % 4) % 4)[:dsl] if dsl else b""
-        return bhs, data
+        if self.hd:
+            assert self.recv_exact(4) == digest(bhs), "bad header digest"
+        padded = self.recv_exact(dsl + (4 - dsl % 4) % 4) if dsl else b""
+        if self.dd and dsl:
+            assert self.recv_exact(4) == digest(padded), "bad data digest"
+        return bhs, padded[:dsl]
 
     def login(self, initiator, target, isid=b"\x80\x00\x00\x00\x00\x01",
               extra=b""):

@@ -505,6 +505,18 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 				if (!strcmp(iscsi_opts[k].name, key))
 					o = &iscsi_opts[k];
 			snprintf(p, sizeof p, "/iscsi/%s", key);
+			if (!strcmp(key, "digests")) {
+				const char *dv = json_string_value(item);
+				if (dv && !strcmp(dv, "offer"))
+					c->iscsi.digests = DIGESTS_OFFER;
+				else if (dv && !strcmp(dv, "require"))
+					c->iscsi.digests = DIGESTS_REQUIRE;
+				else if (dv && !strcmp(dv, "off"))
+					c->iscsi.digests = DIGESTS_OFF;
+				else
+					return fail(cx, p, "must be \"offer\", \"require\" or \"off\"");
+				continue;
+			}
 			if (!o)
 				return fail(cx, "/iscsi", "unknown key '%s'", key);
 			if (o->is_bool) {

@@ -50,6 +50,9 @@ struct conf_iscsi {
 	uint32_t nop_timeout;		/* seconds to answer it */
 	uint32_t login_timeout;		/* seconds to finish login */
 	uint32_t max_connections;	/* in total */
+	/* HeaderDigest/DataDigest policy: CRC32C when the initiator
+	 * prefers it (offer), CRC32C only (require), or None only (off). */
+	enum { DIGESTS_OFFER = 0, DIGESTS_REQUIRE, DIGESTS_OFF } digests;
 };
 
 struct conf {

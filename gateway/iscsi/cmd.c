@@ -383,6 +383,11 @@ cmd_scsi(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 	}
 	/* Write: how much the CDB wants, at most EDTL. */
 	x->need = scsi_cmd_out_len(cmd);
+	if (dsl && !data) {
+		/* The data segment failed its digest (conn.c). */
+		task_fail(t, SK_ABORTED_COMMAND, ASC_PROTOCOL_SERVICE_CRC_ERROR);
+		return;
+	}
 	if (dsl > edtl || (dsl && !c->params.immediate_data) ||
 	    dsl > c->params.first_burst_length) {
 		/* §10.4: immediate data beyond EDTL/FirstBurstLength. */
@@ -502,4 +507,17 @@ cmd_data_out_done(struct iscsi_conn *c)
 	}
 	if (!t->unsol_open)
 		send_r2ts(t);
+}
+
+/* A Data-Out whose data digest failed: the data in the buffer is not to
+ * be trusted, and ErrorRecoveryLevel 0 has no retransmission: the command
+ * fails now (ABORTED COMMAND, PROTOCOL SERVICE CRC ERROR). */
+void
+cmd_data_out_digest_error(struct iscsi_conn *c)
+{
+	struct iscsi_task *t = c->rx_task;
+
+	if (!t || t->state != TASK_DATA_OUT)
+		return;
+	task_fail(t, SK_ABORTED_COMMAND, ASC_PROTOCOL_SERVICE_CRC_ERROR);
 }

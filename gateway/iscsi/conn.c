@@ -20,12 +20,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
+#include <endian.h>
 
 #include "iscsi.h"
 #include "conf/conf.h"
 #include "lunmap.h"
 #include "log.h"
 #include "util/util.h"
+#include "util/crc32c.h"
 
 struct iscsi_globals iscsi_g;
 
@@ -282,6 +284,7 @@ rx_reset(struct iscsi_conn *c)
 	c->rx_task = NULL;
 	c->rx_discard = false;
 	c->rx_reject = 0;
+	c->rx_hd = c->rx_dd = false;
 }
 
 static void
@@ -295,6 +298,21 @@ dispatch(struct iscsi_conn *c)
 		log_debug_msg("rx opcode 0x%02x%s itt 0x%08x dsl %u", op,
 			      bhs_immediate(bhs) ? " (I)" : "",
 			      get_be32(bhs + 16), c->rx_dsl);
+	if (c->rx_reject == REJECT_DIGEST_ERROR && c->state == CONN_FFP) {
+		/* A damaged data segment: a SCSI command or its Data-Out
+		 * fails with CHECK CONDITION (keeping CmdSN in step); any
+		 * other PDU is rejected (§11.17.1). */
+		if (op == ISCSI_OP_SCSI_CMD) {
+			c->rx_data_owned = NULL;
+			free(data);
+			session_cmd_pdu(c, bhs, NULL, c->rx_dsl);
+			return;
+		}
+		if (op == ISCSI_OP_DATA_OUT) {
+			cmd_data_out_digest_error(c);
+			return;
+		}
+	}
 	if (c->rx_reject) {
 		conn_send_reject(c, c->rx_reject, bhs);
 		return;
@@ -344,7 +362,6 @@ rx_header(struct iscsi_conn *c)
 	uint32_t dsl = bhs_dsl(bhs);
 	uint32_t limit = c->state == CONN_LOGIN ? 8192 : c->params.max_recv_dsl;
 
-	c->rx_ahs_len = bhs[4] * 4;
 	c->rx_dsl = dsl;
 	/* During login both sides may send 8192 bytes at most (§13.12). */
 	if (c->state == CONN_LOGIN && limit < 8192)
@@ -390,6 +407,28 @@ rx_pdu_done(struct iscsi_conn *c)
 		rx_reset(c);
 }
 
+static bool
+header_digest_ok(struct iscsi_conn *c)
+{
+	uint32_t d = crc32c_update(~0u, c->rx_bhs, ISCSI_BHS_LEN);
+	uint32_t got;
+
+	d = ~crc32c_update(d, c->rx_ahs, c->rx_ahs_len);
+	memcpy(&got, c->rx_dig, 4);
+	return le32toh(got) == d;
+}
+
+static bool
+data_digest_ok(struct iscsi_conn *c)
+{
+	uint32_t d = crc32c_update(~0u, c->rx_data, c->rx_dsl);
+	uint32_t got;
+
+	d = ~crc32c_update(d, c->rx_pad, (4 - (c->rx_dsl & 3)) & 3);
+	memcpy(&got, c->rx_dig, 4);
+	return le32toh(got) == d;
+}
+
 /* Read what the current stage needs.  Returns 1 progress, 0 would block,
  * -1 closed. */
 static int
@@ -418,6 +457,11 @@ rx_step(struct iscsi_conn *c)
 			dst = scratch;
 			want = MIN(want, sizeof scratch);
 		}
+		break;
+	case RX_HDIG:
+	case RX_DDIG:
+		dst = c->rx_dig + c->rx_got;
+		want = 4 - c->rx_got;
 		break;
 	default:
 		dst = c->rx_pad + c->rx_got;
@@ -449,14 +493,30 @@ rx_step(struct iscsi_conn *c)
 	c->rx_got = 0;
 	switch (c->rx_stage) {
 	case RX_BHS:
-		if (!rx_header(c))
-			return -1;
-		if (c->rx_ahs_len) {
+		/* Digests are on from the first PDU of full feature phase. */
+		c->rx_hd = c->state == CONN_FFP && c->params.header_digest;
+		c->rx_dd = c->state == CONN_FFP && c->params.data_digest;
+		if (c->rx_bhs[4]) {
+			c->rx_ahs_len = c->rx_bhs[4] * 4;
 			c->rx_stage = RX_AHS;
 			return 1;
 		}
 		/* fallthrough */
 	case RX_AHS:
+		if (c->rx_hd) {
+			c->rx_stage = RX_HDIG;
+			return 1;
+		}
+		/* fallthrough */
+	case RX_HDIG:
+		if (c->rx_hd && !header_digest_ok(c)) {
+			/* §7.8: at ErrorRecoveryLevel 0 a header digest error
+			 * loses the framing: the connection is dropped. */
+			conn_close(c, "header digest error");
+			return -1;
+		}
+		if (!rx_header(c))
+			return -1;
 		if (c->rx_dsl) {
 			c->rx_stage = RX_DATA;
 			return 1;
@@ -469,7 +529,18 @@ rx_step(struct iscsi_conn *c)
 			return 1;
 		}
 		/* fallthrough */
+	case RX_PAD:
+		if (c->rx_dd) {
+			c->rx_stage = RX_DDIG;
+			return 1;
+		}
+		/* fallthrough */
 	default:
+		if (c->rx_dd && c->rx_data && !data_digest_ok(c)) {
+			log_warn("data digest error (opcode 0x%02x)",
+				 bhs_opcode(c->rx_bhs));
+			c->rx_reject = REJECT_DIGEST_ERROR;
+		}
 		rx_pdu_done(c);
 		return c->state == CONN_CLOSED ? -1 : 1;
 	}

@@ -102,6 +102,8 @@ struct iscsi_params {
 	uint32_t max_recv_dsl;		/* ours, declared */
 	bool if_marker, of_marker;
 	uint32_t protocol_level;
+	/* Offer only: CRC32C digests required (None refused). */
+	bool digest_required;
 };
 
 /* The result of parsing "key=value\0..." text. */
@@ -158,6 +160,8 @@ struct tx_pdu {
 	void *owned;			/* freed when sent */
 	struct iscsi_task *task;	/* reference released when sent */
 	size_t sent;
+	uint8_t hdig[4], ddig[4];	/* CRC32C digests, little-endian */
+	uint8_t hdig_len, ddig_len;	/* 0 or 4 */
 };
 
 enum task_state {
@@ -209,7 +213,7 @@ enum conn_state {
 	CONN_CLOSED,
 };
 
-enum rx_stage { RX_BHS, RX_AHS, RX_DATA, RX_PAD };
+enum rx_stage { RX_BHS, RX_AHS, RX_HDIG, RX_DATA, RX_PAD, RX_DDIG };
 
 struct login_state;
 
@@ -236,6 +240,8 @@ struct iscsi_conn {
 	uint8_t *rx_data_owned;		/* malloc'd: freed after dispatch */
 	uint32_t rx_dsl;
 	uint8_t rx_pad[4];
+	uint8_t rx_dig[4];
+	bool rx_hd, rx_dd;		/* digests on for this PDU */
 	struct iscsi_task *rx_task;	/* Data-Out going into a task */
 	bool rx_discard;		/* data segment read and dropped */
 	int rx_reject;			/* >0: reject reason after reading */
@@ -360,6 +366,7 @@ void cmd_scsi(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl);
 /* Data-Out header arrived: decide where its payload goes. */
 void cmd_data_out_header(struct iscsi_conn *c);
 void cmd_data_out_done(struct iscsi_conn *c);
+void cmd_data_out_digest_error(struct iscsi_conn *c);
 void task_put(struct iscsi_task *t);
 struct iscsi_task *task_find(struct iscsi_conn *c, uint32_t itt);
 /* Abort: no response will be sent for it.  A TMF may wait for it. */

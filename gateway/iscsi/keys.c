@@ -169,6 +169,10 @@ iscsi_params_offer(struct iscsi_params *p, const struct conf *c)
 	p->max_outstanding_r2t = c->iscsi.max_outstanding_r2t;
 	p->max_recv_dsl = c->iscsi.max_recv_data_segment_length;
 	p->protocol_level = 1;
+	/* In the offer, "digest" means CRC32C may be chosen. */
+	p->header_digest = c->iscsi.digests != DIGESTS_OFF;
+	p->data_digest = c->iscsi.digests != DIGESTS_OFF;
+	p->digest_required = c->iscsi.digests == DIGESTS_REQUIRE;
 }
 
 enum key_type {
@@ -327,15 +331,29 @@ iscsi_negotiate_key(struct iscsi_params *p, const struct iscsi_params *offer,
 		 * what we may send.  Ours is declared by the caller. */
 		p->max_send_dsl = (uint32_t)num;
 		return 0;
-	case KT_DIGEST:
-		/* CRC32C is not offered yet: None is the only choice. */
-		if (iscsi_list_has(value, "None")) {
-			*bp = false;
-			iscsi_text_add(out, key, "None");
-		} else {
-			iscsi_text_add(out, key, "Reject");
+	case KT_DIGEST: {
+		/* §6.2.1 list negotiation: the first value of the offer that
+		 * we support.  CRC32C unless the map turned digests off. */
+		bool crc_ok = *(const bool *)((const char *)offer + d->off);
+		for (const char *v = value; *v;) {
+			const char *comma = strchr(v, ',');
+			size_t n = comma ? (size_t)(comma - v) : strlen(v);
+			if (n == 4 && !strncmp(v, "None", 4) &&
+			    !offer->digest_required) {
+				*bp = false;
+				iscsi_text_add(out, key, "None");
+				return 0;
+			}
+			if (n == 6 && !strncmp(v, "CRC32C", 6) && crc_ok) {
+				*bp = true;
+				iscsi_text_add(out, key, "CRC32C");
+				return 0;
+			}
+			v = comma ? comma + 1 : v + n;
 		}
+		iscsi_text_add(out, key, "Reject");
 		return 0;
+	}
 	case KT_MARKER_INT:
 		iscsi_text_add(out, key, "Irrelevant");
 		return 0;

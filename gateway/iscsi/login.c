@@ -221,14 +221,16 @@ finish_login(struct iscsi_conn *c)
 	log_escape(esc, sizeof esc, ls->initiator, strlen(ls->initiator));
 	log_info("login: %s session to %s, TSIH %u, MaxRecvDSL %u/%u, "
 		 "MaxBurst %u, FirstBurst %u, InitialR2T %s, ImmediateData %s, "
-		 "MaxOutstandingR2T %u",
+		 "MaxOutstandingR2T %u, HeaderDigest %s, DataDigest %s",
 		 s->discovery ? "discovery" : "normal",
 		 s->discovery ? "-" : s->target->name, s->tsih,
 		 c->params.max_recv_dsl, c->params.max_send_dsl,
 		 c->params.max_burst_length, c->params.first_burst_length,
 		 c->params.initial_r2t ? "Yes" : "No",
 		 c->params.immediate_data ? "Yes" : "No",
-		 c->params.max_outstanding_r2t);
+		 c->params.max_outstanding_r2t,
+		 c->params.header_digest ? "CRC32C" : "None",
+		 c->params.data_digest ? "CRC32C" : "None");
 	return true;
 }
 

@@ -11,10 +11,14 @@
 #include <sys/epoll.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <endian.h>
 
 #include "iscsi.h"
 #include "log.h"
 #include "util/util.h"
+#include "util/crc32c.h"
+
+static const uint8_t zero_pad[4];
 
 void
 bhs_set_dsl(uint8_t *b, uint32_t len)
@@ -81,6 +85,23 @@ conn_queue(struct iscsi_conn *c, struct tx_pdu *p)
 	}
 	if (p->task)
 		p->task->refs++;
+	/* Digests apply from the first PDU after the last login response
+	 * (§13.1): only in full feature phase. */
+	if ((c->state == CONN_FFP || c->state == CONN_LOGOUT) &&
+	    c->params.header_digest) {
+		uint32_t d = crc32c_value(p->bhs, ISCSI_BHS_LEN);
+		memcpy(p->hdig, &(uint32_t){ htole32(d) }, 4);
+		p->hdig_len = 4;
+	}
+	if ((c->state == CONN_FFP || c->state == CONN_LOGOUT) &&
+	    c->params.data_digest && p->data_len) {
+		static const uint8_t zeros[4];
+		uint32_t pad = (4 - (p->data_len & 3)) & 3;
+		uint32_t d = crc32c_update(~0u, p->data, p->data_len);
+		d = ~crc32c_update(d, zeros, pad);
+		memcpy(p->ddig, &(uint32_t){ htole32(d) }, 4);
+		p->ddig_len = 4;
+	}
 	if (log_debug_on[LOG_AREA_ISCSI_PDU])
 		log_debug_msg("tx opcode 0x%02x itt 0x%08x dsl %u", p->bhs[0] & 0x3f,
 			      get_be32(p->bhs + 16), p->data_len);
@@ -93,7 +114,41 @@ conn_queue(struct iscsi_conn *c, struct tx_pdu *p)
 	c->tx_bytes += ISCSI_BHS_LEN + p->data_len;
 }
 
-static const uint8_t zero_pad[4];
+/* Bytes of p on the wire: header, digest, data, padding, digest. */
+static size_t
+wire_len(const struct tx_pdu *p)
+{
+	return ISCSI_BHS_LEN + p->hdig_len + p->data_len +
+	       ((4 - (p->data_len & 3)) & 3) + p->ddig_len;
+}
+
+/* Add the parts of p not yet sent to iov; returns the new count. */
+static int
+gather(const struct tx_pdu *p, struct iovec *iov, int n)
+{
+	const struct {
+		const void *base;
+		size_t len;
+	} part[5] = {
+		{ p->bhs, ISCSI_BHS_LEN },
+		{ p->hdig, p->hdig_len },
+		{ p->data, p->data_len },
+		{ zero_pad, (4 - (p->data_len & 3)) & 3 },
+		{ p->ddig, p->ddig_len },
+	};
+	size_t off = p->sent;
+
+	for (int i = 0; i < 5; i++) {
+		if (off >= part[i].len) {
+			off -= part[i].len;
+			continue;
+		}
+		iov[n].iov_base = (char *)part[i].base + off;
+		iov[n++].iov_len = part[i].len - off;
+		off = 0;
+	}
+	return n;
+}
 
 void
 conn_flush(struct iscsi_conn *c)
@@ -103,30 +158,9 @@ conn_flush(struct iscsi_conn *c)
 		int n = 0;
 		ssize_t r;
 
-		/* Gather up to 21 PDUs (3 vectors each). */
-		for (struct tx_pdu *p = c->tx_head; p && n + 3 <= 64; p = p->next) {
-			size_t off = p->sent;
-			uint32_t pad = (4 - (p->data_len & 3)) & 3;
-
-			if (off < ISCSI_BHS_LEN) {
-				iov[n].iov_base = p->bhs + off;
-				iov[n++].iov_len = ISCSI_BHS_LEN - off;
-				off = 0;
-			} else {
-				off -= ISCSI_BHS_LEN;
-			}
-			if (off < p->data_len) {
-				iov[n].iov_base = (void *)(p->data + off);
-				iov[n++].iov_len = p->data_len - off;
-				off = 0;
-			} else {
-				off -= p->data_len;
-			}
-			if (pad && off < pad) {
-				iov[n].iov_base = (void *)(zero_pad + off);
-				iov[n++].iov_len = pad - off;
-			}
-		}
+		/* Gather up to 12 PDUs (5 vectors each). */
+		for (struct tx_pdu *p = c->tx_head; p && n + 5 <= 64; p = p->next)
+			n = gather(p, iov, n);
 		r = writev(c->ev.fd, iov, n);
 		if (r < 0) {
 			if (errno == EINTR)
@@ -139,9 +173,7 @@ conn_flush(struct iscsi_conn *c)
 		/* Retire what was sent. */
 		while (r > 0 && c->tx_head) {
 			struct tx_pdu *p = c->tx_head;
-			size_t total = ISCSI_BHS_LEN + p->data_len +
-				       ((4 - (p->data_len & 3)) & 3);
-			size_t left = total - p->sent;
+			size_t left = wire_len(p) - p->sent;
 
 			if ((size_t)r < left) {
 				p->sent += r;

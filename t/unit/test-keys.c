@@ -251,8 +251,9 @@ TEST(params_offer_from_conf)
 	CHECK_EQ_INT(o.data_pdu_in_order, true);
 	CHECK_EQ_INT(o.data_sequence_in_order, true);
 	CHECK_EQ_INT(o.error_recovery_level, 0);
-	CHECK_EQ_INT(o.header_digest, false);
-	CHECK_EQ_INT(o.data_digest, false);
+	/* In the offer, the digest flags mean "CRC32C may be chosen". */
+	CHECK_EQ_INT(o.header_digest, true);
+	CHECK_EQ_INT(o.data_digest, true);
 	CHECK_EQ_INT(o.if_marker, false);
 	CHECK_EQ_INT(o.of_marker, false);
 	CHECK_EQ_INT(o.max_recv_dsl, 131072);
@@ -398,15 +399,25 @@ TEST(negotiate_digests)
 	CHECK_NEG("HeaderDigest", "None", "HeaderDigest=None");
 	CHECK_EQ_INT(params.header_digest, false);
 	CHECK_NEG("HeaderDigest", "None,CRC32C", "HeaderDigest=None");
-	CHECK_NEG("HeaderDigest", "CRC32C,None", "HeaderDigest=None");
-	CHECK_NEG("HeaderDigest", "CRC32C", "HeaderDigest=Reject");
+	/* The first value of the offer that the target supports (§6.2.1). */
+	CHECK_NEG("HeaderDigest", "CRC32C,None", "HeaderDigest=CRC32C");
+	CHECK_EQ_INT(params.header_digest, true);
+	CHECK_NEG("HeaderDigest", "CRC32C", "HeaderDigest=CRC32C");
+	CHECK_NEG("HeaderDigest", "MD5,CRC32C", "HeaderDigest=CRC32C");
+	CHECK_NEG("HeaderDigest", "MD5", "HeaderDigest=Reject");
 	CHECK_NEG("HeaderDigest", "", "HeaderDigest=Reject");
 	CHECK_NEG("HeaderDigest", "none", "HeaderDigest=Reject");
 	params.data_digest = true;
 	CHECK_NEG("DataDigest", "None,CRC32C", "DataDigest=None");
 	CHECK_EQ_INT(params.data_digest, false);
 	CHECK_NEG("DataDigest", "None", "DataDigest=None");
+	CHECK_NEG("DataDigest", "CRC32C", "DataDigest=CRC32C");
+	CHECK_EQ_INT(params.data_digest, true);
+	/* With "digests": false in the map, CRC32C is not chosen. */
+	offer.header_digest = offer.data_digest = false;
+	CHECK_NEG("HeaderDigest", "CRC32C,None", "HeaderDigest=None");
 	CHECK_NEG("DataDigest", "CRC32C", "DataDigest=Reject");
+	offer.header_digest = offer.data_digest = true;
 	/* Digests are not leading-only. */
 	CHECK_NEG_AT(KEY_PHASE_OPERATIONAL, false, "HeaderDigest", "None",
 		     "HeaderDigest=None");

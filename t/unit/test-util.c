@@ -7,6 +7,7 @@
 
 #include "harness.h"
 #include "util/util.h"
+#include "util/crc32c.h"
 #include "log.h"
 
 /* parse_size: returns the value, and checks the call succeeded. */
@@ -237,6 +238,52 @@ TEST(log_escape_truncation)
 		CHECK(strlen(out) <= sizeof out - 1);
 		CHECK(strlen(out) >= sizeof out - 5);
 	}
+}
+
+/* RFC 7143 Appendix A.4 (B.4 in RFC 3720): CRC32C examples.  The RFC
+ * lists the digest bytes as sent, little-endian. */
+static void
+check_crc(const uint8_t *buf, size_t len, uint32_t want)
+{
+	CHECK_EQ_UINT(crc32c_value(buf, len), want);
+	CHECK_EQ_UINT(~crc32c_update_sw(~0u, buf, len), want);
+	/* Fed in pieces, the same value. */
+	uint32_t c = ~0u;
+	for (size_t i = 0; i < len; i += 5)
+		c = crc32c_update(c, buf + i, len - i < 5 ? len - i : 5);
+	CHECK_EQ_UINT(~c, want);
+}
+
+TEST(crc32c_rfc_vectors)
+{
+	uint8_t b[48];
+
+	memset(b, 0, 32);
+	check_crc(b, 32, 0x8a9136aa);
+	memset(b, 0xff, 32);
+	check_crc(b, 32, 0x62a8ab43);
+	for (int i = 0; i < 32; i++)
+		b[i] = i;
+	check_crc(b, 32, 0x46dd794e);
+	for (int i = 0; i < 32; i++)
+		b[i] = 31 - i;
+	check_crc(b, 32, 0x113fdb5c);
+}
+
+TEST(crc32c_hw_matches_sw)
+{
+	uint8_t buf[4099];
+	uint32_t x = 12345;
+
+	for (size_t i = 0; i < sizeof buf; i++) {
+		x = x * 1103515245 + 12345;
+		buf[i] = x >> 16;
+	}
+	for (size_t len = 0; len < sizeof buf; len += 97)
+		CHECK_EQ_UINT(crc32c_update(~0u, buf + 1, len - (len ? 1 : 0)),
+			      crc32c_update_sw(~0u, buf + 1, len - (len ? 1 : 0)));
+	printf("# crc32c: %s\n", crc32c_hw() ? "SSE4.2 instruction" :
+	       "portable table");
 }
 
 int
