@@ -12,7 +12,7 @@ SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config
-	libjansson-dev libaio-dev perl"
+	libjansson-dev libaio-dev libssl-dev perl"
 TEST_DEPS="libiscsi-bin libiscsi-dev qemu-utils qemu-block-extra python3
 	valgrind procps"
 

@@ -139,6 +139,8 @@ lunmap_new(const struct conf *c)
 		m->targets[m->ntargets++] = t;
 		t->name = strdup(ct->name);
 		t->alias = ct->alias ? strdup(ct->alias) : NULL;
+		t->chap = ct->chap;
+		t->mutual_chap = ct->mutual_chap;
 		t->tpgt = 1;
 		if (ct->acl) {
 			t->acl = calloc(ct->nacl + 1, sizeof(char *));

@@ -43,6 +43,8 @@ struct lun {
 struct target {
 	char *name;
 	char *alias;
+	/* CHAP identities from the conf, which outlives the map. */
+	const struct conf_chap *chap, *mutual_chap;
 	char **acl;
 	size_t nacl;
 	uint16_t tpgt;

@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <libgen.h>
+#include <sys/stat.h>
+
+#include "log.h"
 
 #include <jansson.h>
 
@@ -28,6 +31,7 @@ struct ctx {
 	size_t errsz;
 	const char *label;
 	const char *base_dir;
+	const char *ptr_prefix;		/* JSON pointer of the object */
 };
 
 static int __attribute__((format(printf, 3, 4)))
@@ -381,8 +385,91 @@ parse_lun(struct ctx *cx, json_t *lj, const char *ptr, struct conf_lun *l)
 	return parse_backend(cx, v, p, l);
 }
 
-static const char *const target_keys[] = { "name", "alias", "acl", "luns", NULL };
-static const char *const target_later[] = { "chap", "mutual_chap", NULL };
+static const char *const target_keys[] = {
+	"name", "alias", "acl", "luns", "chap", "mutual_chap", NULL
+};
+static const char *const target_later[] = { NULL };
+
+static const char *const chap_keys[] = { "user", "secret_file", NULL };
+static const char *const chap_later[] = { "secret", NULL };
+
+/* "chap": { "user": ..., "secret_file": ... }.  The secret is the first
+ * line of the file; inline secrets are refused so maps can be shared. */
+static int
+parse_chap(struct ctx *cx, json_t *obj, const char *key, struct conf_chap **out)
+{
+	json_t *v = json_object_get(obj, key);
+	char ptr[256], *file = NULL, line[1024];
+	struct conf_chap *ch;
+	struct stat st;
+	FILE *f;
+	size_t n;
+
+	if (!v)
+		return 0;
+	snprintf(ptr, sizeof ptr, "%s/%s", cx->ptr_prefix, key);
+	if (!json_is_object(v))
+		return fail(cx, ptr, "must be an object with user and secret_file");
+	if (json_object_get(v, "secret"))
+		return fail(cx, ptr, "inline 'secret' is not accepted: put the secret in a file and name it with 'secret_file'");
+	if (check_keys(cx, v, ptr, chap_keys, chap_later) < 0)
+		return -1;
+	ch = calloc(1, sizeof *ch);
+	if (!ch)
+		return fail(cx, ptr, "out of memory");
+	*out = ch;
+	if (get_string(cx, v, ptr, "user", true, &ch->user) < 0 ||
+	    get_string(cx, v, ptr, "secret_file", true, &file) < 0)
+		return -1;
+	if (strlen(ch->user) > 255) {
+		free(file);
+		return fail(cx, ptr, "'user' is longer than 255 characters");
+	}
+	{
+		char *abs = resolve_path(cx, file);
+		free(file);
+		file = abs;
+	}
+	snprintf(ptr, sizeof ptr, "%s/%s/secret_file", cx->ptr_prefix, key);
+	f = file ? fopen(file, "r") : NULL;
+	if (!f) {
+		fail(cx, ptr, "%s: %s", file ? file : "?", strerror(errno));
+		free(file);
+		return -1;
+	}
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+		log_warn("%s: CHAP secret file is readable by group or others (mode %03o)",
+			 file, st.st_mode & 0777);
+	if (!fgets(line, sizeof line, f))
+		line[0] = '\0';
+	fclose(f);
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	if (n == 0) {
+		fail(cx, ptr, "%s: the first line (the secret) is empty", file);
+		free(file);
+		return -1;
+	}
+	if (n < 12)
+		log_warn("%s: CHAP secret is shorter than 12 bytes (96 bits)", file);
+	ch->secret = strdup(line);
+	ch->secret_len = n;
+	memset(line, 0, sizeof line);
+	free(file);
+	return ch->secret ? 0 : fail(cx, ptr, "out of memory");
+}
+
+void
+conf_chap_free(struct conf_chap *ch)
+{
+	if (!ch)
+		return;
+	free(ch->user);
+	if (ch->secret)
+		memset(ch->secret, 0, ch->secret_len);
+	free(ch->secret);
+	free(ch);
+}
 
 static int
 parse_target(struct ctx *cx, json_t *tj, const char *ptr,
@@ -406,6 +493,12 @@ parse_target(struct ctx *cx, json_t *tj, const char *ptr,
 		return -1;
 	if (t->alias && strlen(t->alias) > 255)
 		return fail(cx, ptr, "'alias' is longer than 255 characters");
+	cx->ptr_prefix = ptr;
+	if (parse_chap(cx, tj, "chap", &t->chap) < 0 ||
+	    parse_chap(cx, tj, "mutual_chap", &t->mutual_chap) < 0)
+		return -1;
+	if (t->mutual_chap && !t->chap)
+		return fail(cx, ptr, "'mutual_chap' needs 'chap' (the initiator authenticates first)");
 	v = json_object_get(tj, "acl");
 	if (v) {
 		snprintf(p, sizeof p, "%s/acl", ptr);
@@ -442,10 +535,11 @@ parse_target(struct ctx *cx, json_t *tj, const char *ptr,
 }
 
 static const char *const top_keys[] = {
-	"portals", "state_dir", "targets", "iscsi", "io_threads", NULL
+	"portals", "state_dir", "targets", "iscsi", "io_threads",
+	"discovery_chap", "discovery_mutual_chap", NULL
 };
 static const char *const top_later[] = {
-	"discovery_chap", "fuse_mount", "control_socket", "user", NULL
+	"fuse_mount", "control_socket", "user", NULL
 };
 
 static int
@@ -486,6 +580,14 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 		free(c->state_dir);
 		c->state_dir = r;
 	}
+
+	cx->ptr_prefix = "";
+	if (parse_chap(cx, root, "discovery_chap", &c->discovery_chap) < 0 ||
+	    parse_chap(cx, root, "discovery_mutual_chap",
+		       &c->discovery_mutual_chap) < 0)
+		return -1;
+	if (c->discovery_mutual_chap && !c->discovery_chap)
+		return fail(cx, "", "'discovery_mutual_chap' needs 'discovery_chap'");
 
 	c->io_threads = 16;
 	v = json_object_get(root, "io_threads");
@@ -638,6 +740,8 @@ conf_free(struct conf *c)
 		struct conf_target *ct = &c->targets[t];
 		free(ct->name);
 		free(ct->alias);
+		conf_chap_free(ct->chap);
+		conf_chap_free(ct->mutual_chap);
 		for (size_t i = 0; i < ct->nacl; i++)
 			free(ct->acl[i]);
 		free(ct->acl);
@@ -655,6 +759,8 @@ conf_free(struct conf *c)
 		free(ct->luns);
 	}
 	free(c->targets);
+	conf_chap_free(c->discovery_chap);
+	conf_chap_free(c->discovery_mutual_chap);
 	free(c->state_dir);
 	free(c->path);
 	free(c);

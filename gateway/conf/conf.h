@@ -28,9 +28,19 @@ struct conf_lun {
 	char *pointer;		/* "/targets/0/luns/1", for messages */
 };
 
+/* A CHAP identity: the user name and the secret read from secret_file
+ * (its first line).  The secret is never logged. */
+struct conf_chap {
+	char *user;
+	char *secret;
+	size_t secret_len;
+};
+
 struct conf_target {
 	char *name;
 	char *alias;
+	struct conf_chap *chap;		/* NULL: no CHAP */
+	struct conf_chap *mutual_chap;	/* NULL: target does not prove itself */
 	char **acl;		/* NULL: every initiator */
 	size_t nacl;
 	struct conf_lun *luns;
@@ -60,6 +70,8 @@ struct conf {
 	char **portals;
 	size_t nportals;
 	char *state_dir;
+	struct conf_chap *discovery_chap;
+	struct conf_chap *discovery_mutual_chap;
 	unsigned io_threads;
 	struct conf_iscsi iscsi;
 	struct conf_target *targets;
@@ -72,6 +84,7 @@ struct conf *conf_load_file(const char *path, char *err, size_t errsz);
 struct conf *conf_load_string(const char *json, const char *base_dir,
 			      const char *label, char *err, size_t errsz);
 void conf_free(struct conf *c);
+void conf_chap_free(struct conf_chap *ch);
 
 /* Split "HOST:PORT" / "[V6]:PORT"; host is written to hostbuf. */
 int conf_parse_portal(const char *s, char *hostbuf, size_t hostsz,

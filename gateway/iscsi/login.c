@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "iscsi.h"
+#include "chap.h"
 #include "conf/conf.h"
 #include "lunmap.h"
 #include "log.h"
@@ -33,6 +34,10 @@ struct login_state {
 	char target_name[224];
 	bool discovery;
 	bool auth_rejected;
+	/* Authentication: the CHAP identities that apply, and progress. */
+	const struct conf_chap *chap, *mutual;
+	enum { AUTH_NONE, AUTH_WANT_A, AUTH_WANT_R, AUTH_OK } auth;
+	struct chap_state chap_st;
 	bool declared;			/* our declarative keys are sent */
 	struct target *target;
 	struct iscsi_params params;
@@ -52,6 +57,7 @@ login_free(struct iscsi_conn *c)
 		return;
 	free(ls->acc);
 	iscsi_text_free(&ls->out);
+	memset(&ls->chap_st, 0, sizeof ls->chap_st);
 	free(ls);
 	c->login = NULL;
 }
@@ -240,14 +246,81 @@ is_key(const char *k, const char *name)
 	return !strcmp(k, name);
 }
 
-/* Answer every key of the request.  Returns false after a login reject. */
-static bool
-process_keys(struct iscsi_conn *c)
+/* The CHAP exchange, once the initiator's CHAP_N/CHAP_R (and maybe its own
+ * CHAP_I/CHAP_C for mutual CHAP) arrived.  Returns false after a reject. */
+static __attribute__((noinline)) bool
+chap_finish(struct iscsi_conn *c, const char *n, const char *r,
+	    const char *ci, const char *cc)
 {
 	struct login_state *ls = c->login;
-	struct iscsi_kv kv[ISCSI_LOGIN_KEYS_MAX];
+	uint8_t resp[64], chal[1024], mine[64];
+	char hex[2 * 64 + 3];
+	int rlen, clen;
+	uint64_t id;
+
+	if (ls->auth != AUTH_WANT_R || !n || !r) {
+		login_fail(c, LOGIN_AUTH_FAILURE, "CHAP keys out of order");
+		return false;
+	}
+	rlen = chap_decode(r, resp, sizeof resp);
+	if (strcmp(n, ls->chap->user) || rlen < 0 ||
+	    !chap_verify(&ls->chap_st, ls->chap->secret, ls->chap->secret_len,
+			 resp, (size_t)rlen)) {
+		char esc[300];
+		log_escape(esc, sizeof esc, n, strlen(n));
+		login_fail(c, LOGIN_AUTH_FAILURE, "CHAP authentication failed");
+		log_warn("CHAP: wrong name or response for user '%s'", esc);
+		return false;
+	}
+	if (ci || cc) {
+		if (!ls->mutual) {
+			login_fail(c, LOGIN_AUTH_FAILURE,
+				   "mutual CHAP asked but not configured");
+			return false;
+		}
+		clen = cc ? chap_decode(cc, chal, sizeof chal) : -1;
+		if (!ci || iscsi_parse_number(ci, &id) < 0 || id > 255 ||
+		    clen < 0 ||
+		    !chap_challenge_acceptable(&ls->chap_st, chal, (size_t)clen)) {
+			login_fail(c, LOGIN_AUTH_FAILURE,
+				   "initiator's CHAP challenge refused (short, reflected or replayed)");
+			return false;
+		}
+		if (chap_response(ls->chap_st.alg, (uint8_t)id,
+				  ls->mutual->secret, ls->mutual->secret_len,
+				  chal, (size_t)clen, mine) < 0) {
+			login_fail(c, LOGIN_TARGET_ERROR, "CHAP digest failed");
+			return false;
+		}
+		chap_encode_hex(mine, chap_digest_len(ls->chap_st.alg), hex);
+		iscsi_text_add(&ls->out, "CHAP_N", "%s", ls->mutual->user);
+		iscsi_text_add(&ls->out, "CHAP_R", "%s", hex);
+	}
+	/* One challenge, one answer: it can never be used again. */
+	memset(ls->chap_st.challenge, 0, sizeof ls->chap_st.challenge);
+	ls->auth = AUTH_OK;
+	log_debug(LOG_AREA_ISCSI_LOGIN, "CHAP: authenticated%s",
+		  ci ? " (mutual)" : "");
+	return true;
+}
+
+/* Answer every key of the request.  Returns false after a login reject.
+ * Names come first, so the target (and its CHAP settings) is known before
+ * AuthMethod is answered, whatever the order of the keys. */
+static bool
+process_keys(struct iscsi_conn *c, unsigned csg)
+{
+	struct login_state *ls = c->login;
+	CLEANUP_FREE struct iscsi_kv *kv =
+		calloc(ISCSI_LOGIN_KEYS_MAX, sizeof *kv);
+	const char *chap_n = NULL, *chap_r = NULL, *chap_i = NULL,
+		   *chap_c = NULL;
 	int n = 0;
 
+	if (!kv) {
+		login_fail(c, LOGIN_OUT_OF_RESOURCES, "out of memory");
+		return false;
+	}
 	if (ls->acc_len) {
 		n = iscsi_text_parse(ls->acc, ls->acc_len, kv,
 				     ISCSI_LOGIN_KEYS_MAX);
@@ -266,7 +339,10 @@ process_keys(struct iscsi_conn *c)
 					   "key sent twice");
 				return false;
 			}
-		log_debug(LOG_AREA_ISCSI_LOGIN, "login key %s=%s", k, v);
+		if (!strncmp(k, "CHAP_", 5))
+			log_debug(LOG_AREA_ISCSI_LOGIN, "login key %s", k);
+		else
+			log_debug(LOG_AREA_ISCSI_LOGIN, "login key %s=%s", k, v);
 		if (is_key(k, "InitiatorName")) {
 			if (!*v || strlen(v) > 223) {
 				login_fail(c, LOGIN_INITIATOR_ERROR,
@@ -274,9 +350,6 @@ process_keys(struct iscsi_conn *c)
 				return false;
 			}
 			snprintf(ls->initiator, sizeof ls->initiator, "%s", v);
-		} else if (is_key(k, "InitiatorAlias")) {
-			snprintf(ls->initiator_alias, sizeof ls->initiator_alias,
-				 "%s", v);
 		} else if (is_key(k, "TargetName")) {
 			if (!*v || strlen(v) > 223) {
 				login_fail(c, LOGIN_INITIATOR_ERROR,
@@ -294,21 +367,92 @@ process_keys(struct iscsi_conn *c)
 					   "unknown SessionType");
 				return false;
 			}
+		}
+	}
+	if (!ls->checked) {
+		if (!leading_checks(c))
+			return false;
+		ls->checked = true;
+		if (!ls->discovery) {
+			/* §13.9: TargetPortalGroupTag in the first response. */
+			iscsi_text_add(&ls->out, "TargetPortalGroupTag", "%u",
+				       ls->target->tpgt);
+			if (ls->target->alias)
+				iscsi_text_add(&ls->out, "TargetAlias", "%s",
+					       ls->target->alias);
+		}
+		ls->chap = ls->discovery ? iscsi_g.conf->discovery_chap :
+					   ls->target->chap;
+		ls->mutual = ls->discovery ? iscsi_g.conf->discovery_mutual_chap :
+					     ls->target->mutual_chap;
+		if (ls->chap && csg != 0) {
+			/* §6.3: skipping the security stage is not allowed
+			 * when the target requires authentication. */
+			login_fail(c, LOGIN_AUTH_FAILURE,
+				   "CHAP required but the security stage was skipped");
+			return false;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		const char *k = kv[i].key, *v = kv[i].value;
+
+		if (is_key(k, "InitiatorName") || is_key(k, "TargetName") ||
+		    is_key(k, "SessionType")) {
+			continue;
+		} else if (is_key(k, "InitiatorAlias")) {
+			snprintf(ls->initiator_alias, sizeof ls->initiator_alias,
+				 "%s", v);
 		} else if (is_key(k, "AuthMethod")) {
 			if (ls->stage != 0) {
 				login_fail(c, LOGIN_INITIATOR_ERROR,
 					   "AuthMethod outside the security stage");
 				return false;
 			}
-			/* No secrets are configured: None is the answer. */
-			if (iscsi_list_has(v, "None")) {
+			if (ls->chap && iscsi_list_has(v, "CHAP")) {
+				iscsi_text_add(&ls->out, k, "CHAP");
+				ls->auth = AUTH_WANT_A;
+			} else if (!ls->chap && iscsi_list_has(v, "None")) {
 				iscsi_text_add(&ls->out, k, "None");
-				continue;
+				ls->auth = AUTH_OK;
+			} else {
+				ls->auth_rejected = true;
+				iscsi_text_add(&ls->out, k, "Reject");
 			}
-			ls->auth_rejected = true;
-			iscsi_text_add(&ls->out, k, "Reject");
+		} else if (is_key(k, "CHAP_A")) {
+			int alg = chap_pick_alg(v);
+			char hex[2 * 32 + 3];
+
+			if (ls->stage != 0 || ls->auth != AUTH_WANT_A) {
+				login_fail(c, LOGIN_AUTH_FAILURE,
+					   "CHAP_A out of order");
+				return false;
+			}
+			if (alg < 0) {
+				login_fail(c, LOGIN_AUTH_FAILURE,
+					   "no CHAP algorithm in common");
+				return false;
+			}
+			if (chap_new_challenge(&ls->chap_st, alg) < 0) {
+				login_fail(c, LOGIN_TARGET_ERROR,
+					   "no random bytes for a challenge");
+				return false;
+			}
+			chap_encode_hex(ls->chap_st.challenge,
+					ls->chap_st.challenge_len, hex);
+			iscsi_text_add(&ls->out, "CHAP_A", "%d", alg);
+			iscsi_text_add(&ls->out, "CHAP_I", "%u", ls->chap_st.id);
+			iscsi_text_add(&ls->out, "CHAP_C", "%s", hex);
+			ls->auth = AUTH_WANT_R;
+		} else if (is_key(k, "CHAP_N")) {
+			chap_n = v;
+		} else if (is_key(k, "CHAP_R")) {
+			chap_r = v;
+		} else if (is_key(k, "CHAP_I")) {
+			chap_i = v;
+		} else if (is_key(k, "CHAP_C")) {
+			chap_c = v;
 		} else if (!strncmp(k, "CHAP_", 5)) {
-			iscsi_text_add(&ls->out, k, "Irrelevant");
+			iscsi_text_add(&ls->out, k, "NotUnderstood");
 		} else if (is_key(k, "SendTargets") || is_key(k, "TargetAddress") ||
 			   is_key(k, "TargetAlias") ||
 			   is_key(k, "TargetPortalGroupTag")) {
@@ -324,6 +468,9 @@ process_keys(struct iscsi_conn *c)
 			iscsi_text_add(&ls->out, k, "NotUnderstood");
 		}
 	}
+	if ((chap_n || chap_r || chap_i || chap_c) &&
+	    !chap_finish(c, chap_n, chap_r, chap_i, chap_c))
+		return false;
 	return true;
 }
 
@@ -451,28 +598,25 @@ login_handle(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 		conn_flush(c);
 		return;
 	}
-	if (!process_keys(c))
+	if (!process_keys(c, csg))
 		return;
 	free(ls->acc);
 	ls->acc = NULL;
 	ls->acc_len = 0;
-	if (!ls->checked) {
-		if (!leading_checks(c))
-			return;
-		ls->checked = true;
-		if (!ls->discovery) {
-			/* §13.9: TargetPortalGroupTag in the first response. */
-			iscsi_text_add(&ls->out, "TargetPortalGroupTag", "%u",
-				       ls->target->tpgt);
-			if (ls->target->alias)
-				iscsi_text_add(&ls->out, "TargetAlias", "%s",
-					       ls->target->alias);
-		}
-	}
 	if (transit && csg == 0 && ls->auth_rejected) {
 		login_fail(c, LOGIN_AUTH_FAILURE,
 			   "no authentication method in common");
 		return;
+	}
+	if (transit && csg == 0 && ls->chap && ls->auth != AUTH_OK) {
+		/* §6.3: the target may refuse the transit while the
+		 * exchange goes on: answer with T=0 and stay. */
+		if (ls->auth == AUTH_NONE) {
+			login_fail(c, LOGIN_AUTH_FAILURE,
+				   "CHAP required but not negotiated");
+			return;
+		}
+		transit = false;
 	}
 	if (!ls->declared && (csg == 1 || (transit && nsg == 3))) {
 		/* Declarative: what we can receive (§13.12). */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "conf/conf.h"
@@ -241,14 +242,57 @@ TEST(unknown_keys_named)
 		  "\"targets\": []}", "/iscsi", "unknown key 'max_burst'");
 }
 
+TEST(chap_settings)
+{
+	char err[1024];
+	char path[] = "/tmp/igw-test-secretXXXXXX";
+	int fd = mkstemp(path);
+	char map[1024];
+	struct conf *c;
+
+	CHECK_BAD(MAP("{" TNAME ", \"chap\": {}, \"luns\": []}"),
+		  "/targets/0/chap", "'user' is required");
+	CHECK_BAD(MAP("{" TNAME ", \"chap\": {\"user\": \"u\", "
+		      "\"secret\": \"x\"}, \"luns\": []}"),
+		  "/targets/0/chap", "inline 'secret' is not accepted");
+	CHECK_BAD(MAP("{" TNAME ", \"chap\": {\"user\": \"u\", "
+		      "\"secret_file\": \"/nonexistent/s\"}, \"luns\": []}"),
+		  "/targets/0/chap/secret_file", "No such file");
+	CHECK_BAD("{" PORTALS ", \"discovery_chap\": {}, \"targets\": []}",
+		  "/discovery_chap", "'user' is required");
+
+	/* A good one: the secret is the first line of the file. */
+	CHECK(fd >= 0);
+	CHECK(write(fd, "0123456789abcdef\nsecond line\n", 29) == 29);
+	close(fd);
+	snprintf(map, sizeof map,
+		 "{" PORTALS ", \"targets\": [{" TNAME ", \"chap\": "
+		 "{\"user\": \"alice\", \"secret_file\": \"%s\"}, "
+		 "\"mutual_chap\": {\"user\": \"gw\", \"secret_file\": "
+		 "\"%s\"}, \"luns\": []}]}", path, path);
+	c = conf_load_string(map, NULL, "t.json", err, sizeof err);
+	CHECK(c != NULL);
+	if (c) {
+		CHECK_EQ_STR(c->targets[0].chap->user, "alice");
+		CHECK_EQ_STR(c->targets[0].chap->secret, "0123456789abcdef");
+		CHECK_EQ_INT(c->targets[0].chap->secret_len, 16);
+		CHECK_EQ_STR(c->targets[0].mutual_chap->user, "gw");
+		conf_free(c);
+	}
+	/* mutual_chap alone is refused. */
+	snprintf(map, sizeof map,
+		 "{" PORTALS ", \"targets\": [{" TNAME ", \"mutual_chap\": "
+		 "{\"user\": \"gw\", \"secret_file\": \"%s\"}, "
+		 "\"luns\": []}]}", path);
+	c = conf_load_string(map, NULL, "t.json", err, sizeof err);
+	CHECK(c == NULL);
+	CHECK(strstr(err, "'mutual_chap' needs 'chap'") != NULL);
+	conf_free(c);
+	unlink(path);
+}
+
 TEST(later_keys_not_supported)
 {
-	CHECK_BAD(MAP("{" TNAME ", \"chap\": {}, \"luns\": []}"), "/targets/0",
-		  "key 'chap' is not supported by this version of iscsi-gw");
-	CHECK_BAD(MAP("{" TNAME ", \"mutual_chap\": {}, \"luns\": []}"),
-		  "/targets/0", "key 'mutual_chap' is not supported");
-	CHECK_BAD("{" PORTALS ", \"discovery_chap\": {}, \"targets\": []}",
-		  "/", "key 'discovery_chap' is not supported");
 	CHECK_BAD("{" PORTALS ", \"user\": \"nobody\", \"targets\": []}",
 		  "/", "key 'user' is not supported");
 	CHECK_BAD(MAP1("{\"lun\": 0, \"per_initiator\": {}, " MEM("1M") "}"),
