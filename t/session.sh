@@ -10,8 +10,9 @@ source "$(dirname "$0")/functions.sh"
 requires python3 --version
 
 port=$(free_port)
-write_map "$TMP/map.json" $port '{ "lun": 0, "backend": { "type": "memory", "size": "8M" } }' \
-	'"iscsi": { "nop_interval": 1, "nop_timeout": 2, "login_timeout": 2 }'
+write_map "$TMP/map.json" $port '{ "lun": 0, "backend": { "type": "memory", "size": "80M" } }' \
+	'"iscsi": { "nop_interval": 1, "nop_timeout": 2, "login_timeout": 2,
+	            "max_sessions_per_initiator": 2, "max_buffer_mb": 64 }'
 start_gw "$TMP/map.json"
 PYTHONPATH="$SRCDIR/t" python3 - "$port" "$TARGET" <<'PY' || fail "raw initiator checks"
 import sys, time, struct, socket
@@ -57,7 +58,39 @@ assert b.closed_within(3), "not closed after logout"
 r, _ = d2.logout()
 assert r[0] & 0x3f == 0x26 and r[2] == 0
 print("ok: logout")
-# 5. A login that never completes is dropped after login_timeout.
+# 5. Limits: a third session of one initiator is refused (0x0206) ...
+x1 = Conn("127.0.0.1", port)
+assert x1.login(ini, target, isid=b"\x80\0\0\0\0\x31")[0] == 0
+x2 = Conn("127.0.0.1", port)
+assert x2.login(ini, target, isid=b"\x80\0\0\0\0\x32")[0] == 0
+x3 = Conn("127.0.0.1", port)
+st, _ = x3.login(ini, target, isid=b"\x80\0\0\0\0\x33")
+assert st == 0x0206, "third session: status %04x" % st
+print("ok: max_sessions_per_initiator")
+# ... and command buffers per connection are bounded (max_buffer_mb 64):
+# three 32 MiB reads whose data we do not read back: the third gets
+# TASK SET FULL instead of another 32 MiB.
+x1.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+itts = []
+for i in range(3):
+    cdb = struct.pack(">BBQIBB", 0x88, 0, 0, 65536, 0, 0)
+    itts.append(x1.scsi(cdb, read_len=32 << 20))
+time.sleep(1)
+full = False
+while True:
+    r, d = x1.recv()
+    op = r[0] & 0x3f
+    itt = struct.unpack_from(">I", r, 16)[0]
+    if op == 0x21 and itt == itts[2]:
+        full = r[3] == 0x28
+        break
+    if op == 0x25 and r[1] & 0x01 and itt == itts[2]:
+        break
+assert full, "third 32 MiB read was not refused with TASK SET FULL"
+print("ok: max_buffer_mb")
+x1.s.close(); x2.s.close(); x3.s.close()
+
+# 6. A login that never completes is dropped after login_timeout.
 e = socket.create_connection(("127.0.0.1", port))
 e.settimeout(6)
 t0 = time.time()

@@ -78,6 +78,9 @@ static const struct opt iscsi_opts[] = {
 	OPT_U32("nop_timeout", nop_timeout, 1, 3600, 15),
 	OPT_U32("login_timeout", login_timeout, 1, 3600, 30),
 	OPT_U32("max_connections", max_connections, 1, 65536, 1024),
+	OPT_U32("max_sessions_per_initiator", max_sessions_per_initiator, 1,
+		65536, 64),
+	OPT_U32("max_buffer_mb", max_buffer_mb, 64, 65536, 512),
 };
 
 static void

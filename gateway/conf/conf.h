@@ -60,6 +60,8 @@ struct conf_iscsi {
 	uint32_t nop_timeout;		/* seconds to answer it */
 	uint32_t login_timeout;		/* seconds to finish login */
 	uint32_t max_connections;	/* in total */
+	uint32_t max_sessions_per_initiator;
+	uint32_t max_buffer_mb;		/* command buffers per connection */
 	/* HeaderDigest/DataDigest policy: CRC32C when the initiator
 	 * prefers it (offer), CRC32C only (require), or None only (off). */
 	enum { DIGESTS_OFFER = 0, DIGESTS_REQUIRE, DIGESTS_OFF } digests;

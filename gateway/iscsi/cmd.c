@@ -71,6 +71,7 @@ task_put(struct iscsi_task *t)
 {
 	if (--t->refs)
 		return;
+	t->conn->buf_bytes -= t->buf_alloc;
 	free(t->cmd.buf);
 	free(t);
 }
@@ -360,6 +361,16 @@ cmd_scsi(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 		task_fail(t, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
 		return;
 	}
+	if (edtl && c->buf_bytes + edtl >
+		    (uint64_t)ci->max_buffer_mb << 20) {
+		/* Bounded memory per connection: the initiator retries. */
+		free(data);
+		t->state = TASK_EXEC;
+		conn_get(c);
+		cmd->status = SAM_STAT_TASK_SET_FULL;
+		task_done(cmd);
+		return;
+	}
 	if (edtl) {
 		/* Page-aligned, so O_DIRECT backends can use it as it is. */
 		if (posix_memalign((void **)&cmd->buf, 4096,
@@ -370,6 +381,8 @@ cmd_scsi(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 			task_fail(t, SK_ABORTED_COMMAND, ASC_INTERNAL_TARGET_FAILURE);
 			return;
 		}
+		t->buf_alloc = edtl;
+		c->buf_bytes += edtl;
 	}
 	if (!(flags & 0x20)) {
 		/* No write data expected: immediate data is not allowed. */

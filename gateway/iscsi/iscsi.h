@@ -196,6 +196,7 @@ struct iscsi_task {
 	uint32_t burst_end;		/* end offset of the oldest burst */
 	/* Data-In */
 	uint32_t data_sn;
+	uint32_t buf_alloc;		/* bytes counted in conn->buf_bytes */
 	struct iscsi_tmf *tmf;		/* a TMF waiting for this task */
 };
 
@@ -258,6 +259,7 @@ struct iscsi_conn {
 	/* Tasks. */
 	struct iscsi_task *tasks;
 	unsigned ntasks;
+	uint64_t buf_bytes;		/* command buffers held by tasks */
 	uint32_t next_ttt;
 	/* Target-initiated NOP. */
 	uint32_t ping_ttt;

@@ -170,6 +170,19 @@ leading_checks(struct iscsi_conn *c)
 		login_fail(c, LOGIN_NOT_FOUND, "no such target");
 		return false;
 	}
+	{
+		unsigned n = 0;
+		for (struct iscsi_session *s = iscsi_g.sessions; s; s = s->next)
+			if (s->conn->state != CONN_CLOSED &&
+			    !strcasecmp(s->initiator, ls->initiator) &&
+			    memcmp(s->isid, ls->isid, 6))
+				n++;
+		if (n >= iscsi_g.conf->iscsi.max_sessions_per_initiator) {
+			login_fail(c, LOGIN_TOO_MANY_CONNECTIONS,
+				   "max_sessions_per_initiator reached");
+			return false;
+		}
+	}
 	if (!target_allows(ls->target, ls->initiator)) {
 		login_fail(c, LOGIN_AUTHORIZATION_FAILURE,
 			   "initiator not in the target's acl");
