@@ -17,6 +17,8 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <grp.h>
+#include <pwd.h>
 
 #include "conf/conf.h"
 #include "lunmap.h"
@@ -166,6 +168,30 @@ on_signal(struct ev_handler *h, uint32_t events)
 
 static struct sig_handler *the_sig;
 
+/* Drop root once the portals are bound and the LUNs open: the daemon then
+ * runs as "user" with that user's groups, and cannot regain root. */
+static int
+drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (!pw) {
+		log_error("user '%s': no such user", user);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_error("switching to user '%s': %m", user);
+		return -1;
+	}
+	if (pw->pw_uid != 0 && setuid(0) == 0) {
+		log_error("could still regain root after switching to '%s'", user);
+		return -1;
+	}
+	log_info("running as user %s (uid %u)", user, (unsigned)pw->pw_uid);
+	return 0;
+}
+
 static void
 tick(void *opaque)
 {
@@ -218,6 +244,11 @@ cmd_serve(const char *path, unsigned port)
 		goto out;
 	}
 	evloop_set_tick(loop, tick, NULL);
+	if (c->user && drop_privileges(c->user) < 0) {
+		iscsi_stop_listening();
+		io_pool_stop();
+		goto out;
+	}
 	for (size_t i = 0; i < c->ntargets; i++) {
 		struct target *t = m->targets[i];
 		for (size_t k = 0; k < t->nluns; k++) {

@@ -539,10 +539,10 @@ parse_target(struct ctx *cx, json_t *tj, const char *ptr,
 
 static const char *const top_keys[] = {
 	"portals", "state_dir", "targets", "iscsi", "io_threads",
-	"discovery_chap", "discovery_mutual_chap", NULL
+	"discovery_chap", "discovery_mutual_chap", "user", NULL
 };
 static const char *const top_later[] = {
-	"fuse_mount", "control_socket", "user", NULL
+	"fuse_mount", "control_socket", NULL
 };
 
 static int
@@ -584,6 +584,8 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 		c->state_dir = r;
 	}
 
+	if (get_string(cx, root, "", "user", false, &c->user) < 0)
+		return -1;
 	cx->ptr_prefix = "";
 	if (parse_chap(cx, root, "discovery_chap", &c->discovery_chap) < 0 ||
 	    parse_chap(cx, root, "discovery_mutual_chap",
@@ -762,6 +764,7 @@ conf_free(struct conf *c)
 		free(ct->luns);
 	}
 	free(c->targets);
+	free(c->user);
 	conf_chap_free(c->discovery_chap);
 	conf_chap_free(c->discovery_mutual_chap);
 	free(c->state_dir);

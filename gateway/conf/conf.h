@@ -72,6 +72,7 @@ struct conf {
 	char **portals;
 	size_t nportals;
 	char *state_dir;
+	char *user;		/* drop root to this user after start-up */
 	struct conf_chap *discovery_chap;
 	struct conf_chap *discovery_mutual_chap;
 	unsigned io_threads;
