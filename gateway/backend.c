@@ -16,6 +16,7 @@
 
 const struct igw_backend *igw_backend_get_file_backend(void);
 const struct igw_backend *igw_backend_get_memory_backend(void);
+const struct igw_backend *igw_backend_get_blockdev_backend(void);
 
 static const struct {
 	const char *name;
@@ -23,6 +24,7 @@ static const struct {
 } builtin[] = {
 	{ .name = "file", .get = igw_backend_get_file_backend },
 	{ .name = "memory", .get = igw_backend_get_memory_backend },
+	{ .name = "blockdev", .get = igw_backend_get_blockdev_backend },
 };
 
 static __thread char last_error[512];
@@ -65,7 +67,7 @@ backend_new(const char *type)
 	struct backend *b;
 
 	if (!ops) {
-		igw_backend_error("unknown backend type '%s' (known: file, memory)",
+		igw_backend_error("unknown backend type '%s' (known: file, memory, blockdev)",
 				  type);
 		errno = ENOENT;
 		return NULL;

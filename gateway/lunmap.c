@@ -12,6 +12,7 @@
 #include "lunmap.h"
 #include "backend.h"
 #include "log.h"
+#include "scsi/pr.h"
 #include "util/util.h"
 
 /* FNV-1a: a stable hash for identifiers derived from names. */
@@ -57,6 +58,17 @@ lun_new(struct target *t, const struct conf_lun *cl)
 	r = backend_open(l->be, cl->read_only);
 	if (r < 0) {
 		errno = -r;
+		goto fail;
+	}
+	/* A device's own logical block size wins when the map gave none;
+	 * a smaller one than the device's cannot work. */
+	if (l->be->pref_logical == 4096 && !cl->block_size_set) {
+		l->block_size = 4096;
+		l->block_shift = 12;
+	}
+	if (l->be->pref_logical > l->block_size) {
+		igw_backend_error("the device has %u-byte logical blocks: block_size %u cannot be served",
+				  l->be->pref_logical, l->block_size);
 		goto fail;
 	}
 	size = backend_get_size(l->be);
@@ -107,6 +119,7 @@ lun_free(struct lun *l)
 	if (!l)
 		return;
 	backend_free(l->be);
+	pr_lun_free(l);
 	pthread_rwlock_destroy(&l->write_lock);
 	free(l->pointer);
 	free(l);
@@ -154,6 +167,9 @@ lunmap_new(const struct conf *c)
 			if (!l)
 				goto fail;
 			t->luns[t->nluns++] = l;
+			/* Reservations, restored from state_dir (APTPL). */
+			if (pr_lun_init(l, c->state_dir) < 0)
+				goto fail;
 		}
 		qsort(t->luns, t->nluns, sizeof *t->luns, cmp_lun);
 		for (size_t k = 0; k < t->nluns; k++)

@@ -275,12 +275,11 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 	if (get_string(cx, bj, ptr, "type", true, &l->backend_type) < 0)
 		return -1;
 	if (!backend_lookup(l->backend_type)) {
-		if (!strcmp(l->backend_type, "blockdev") ||
-		    !strcmp(l->backend_type, "nbd") ||
+		if (!strcmp(l->backend_type, "nbd") ||
 		    !strcmp(l->backend_type, "nbdkit"))
 			return fail(cx, ptr, "backend type '%s' is not supported by this version of iscsi-gw",
 				    l->backend_type);
-		return fail(cx, ptr, "unknown backend type '%s' (known: file, memory)",
+		return fail(cx, ptr, "unknown backend type '%s' (known: file, memory, blockdev)",
 			    l->backend_type);
 	}
 	l->bkeys = calloc(json_object_size(bj), sizeof *l->bkeys);
@@ -373,6 +372,7 @@ parse_lun(struct ctx *cx, json_t *lj, const char *ptr, struct conf_lun *l)
 			return -1;
 		if (l->block_size != 512 && l->block_size != 4096)
 			return fail(cx, p, "must be 512 or 4096");
+		l->block_size_set = true;
 	}
 	if (get_bool(cx, lj, ptr, "read_only", &l->read_only) < 0 ||
 	    get_bool(cx, lj, ptr, "thin", &l->thin) < 0 ||

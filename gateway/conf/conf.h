@@ -18,6 +18,7 @@ struct conf_kv {
 struct conf_lun {
 	unsigned lun;
 	uint32_t block_size;
+	bool block_size_set;	/* given in the map, not defaulted */
 	bool read_only;
 	bool thin;
 	bool write_cache;

@@ -1,0 +1,357 @@
+/* blockdev.c: the "blockdev" backend.  A LUN on a Linux block device: an
+ * LVM logical volume, an MD array, a loop device, a disk partition.
+ *
+ * Keys: path (required), direct (default true: O_DIRECT, no double
+ * caching; the page cache is used with "direct": false).
+ *
+ * The device is opened O_EXCL, so two LUNs (or a mounted file system) can
+ * never share it by mistake.  Size and block sizes come from the device
+ * (BLKGETSIZE64, BLKSSZGET, BLKPBSZGET); trim is BLKDISCARD, zero is
+ * BLKZEROOUT, flush is fdatasync (which flushes the device's volatile
+ * cache), FUA is RWF_DSYNC.
+ *
+ * Threads: parallel; the handle is read-only once open returns.  Data
+ * calls are synchronous on the IO workers.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <linux/fs.h>
+
+#include "iscsi-gw-backend.h"
+#include "util/util.h"
+
+struct bd_instance {
+	char *path;
+	bool direct;
+};
+
+struct bd_handle {
+	struct bd_instance *inst;
+	int fd;
+	bool readonly;
+	uint64_t size;
+	uint32_t lbs, pbs;	/* logical, physical block size */
+	bool can_discard, can_zeroout;
+};
+
+static void *
+bd_instance_new(void)
+{
+	struct bd_instance *bi = calloc(1, sizeof *bi);
+
+	if (bi)
+		bi->direct = true;
+	return bi;
+}
+
+static void
+bd_instance_free(void *p)
+{
+	struct bd_instance *bi = p;
+
+	if (bi) {
+		free(bi->path);
+		free(bi);
+	}
+}
+
+static int
+bd_config(void *p, const char *key, const char *value)
+{
+	struct bd_instance *bi = p;
+
+	if (!strcmp(key, "path")) {
+		free(bi->path);
+		bi->path = strdup(value);
+		return bi->path ? 0 : -ENOMEM;
+	}
+	if (!strcmp(key, "direct")) {
+		if (!strcmp(value, "true"))
+			bi->direct = true;
+		else if (!strcmp(value, "false"))
+			bi->direct = false;
+		else {
+			igw_backend_error("'direct' must be true or false");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	igw_backend_error("unknown key '%s' for backend type blockdev", key);
+	return -EINVAL;
+}
+
+static int
+bd_config_complete(void *p)
+{
+	struct bd_instance *bi = p;
+
+	if (!bi->path) {
+		igw_backend_error("'path' is required for backend type blockdev");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void *
+bd_open(void *p, int readonly)
+{
+	struct bd_instance *bi = p;
+	struct bd_handle *h;
+	struct stat st;
+	int flags = (readonly ? O_RDONLY : O_RDWR) | O_EXCL | O_CLOEXEC;
+	int fd, e, lbs = 512;
+	unsigned int pbs = 0;
+	uint64_t size;
+
+	if (bi->direct)
+		flags |= O_DIRECT;
+	fd = open(bi->path, flags);
+	if (fd < 0) {
+		e = errno;
+		igw_backend_error("%s: %s%s", bi->path, strerror(e),
+				  e == EBUSY ? " (in use: mounted, or another LUN has it)" : "");
+		errno = e;
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode)) {
+		igw_backend_error("%s: not a block device (use type file for files)",
+				  bi->path);
+		close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
+		e = errno;
+		igw_backend_error("%s: BLKGETSIZE64: %s", bi->path, strerror(e));
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	if (ioctl(fd, BLKSSZGET, &lbs) < 0 || lbs <= 0)
+		lbs = 512;
+	if (ioctl(fd, BLKPBSZGET, &pbs) < 0 || pbs == 0)
+		pbs = lbs;
+	h = calloc(1, sizeof *h);
+	if (!h) {
+		close(fd);
+		return NULL;
+	}
+	h->inst = bi;
+	h->fd = fd;
+	h->readonly = readonly;
+	h->size = size;
+	h->lbs = (uint32_t)lbs;
+	h->pbs = pbs;
+	h->can_discard = true;
+	h->can_zeroout = true;
+	return h;
+}
+
+static void
+bd_close(void *p)
+{
+	struct bd_handle *h = p;
+
+	if (!h->readonly)
+		fdatasync(h->fd);
+	close(h->fd);
+	free(h);
+}
+
+static int64_t
+bd_get_size(void *p)
+{
+	return (int64_t)((struct bd_handle *)p)->size;
+}
+
+static int
+bd_block_size(void *p, uint32_t *logical, uint32_t *physical)
+{
+	struct bd_handle *h = p;
+
+	*logical = h->lbs;
+	*physical = h->pbs;
+	return 0;
+}
+
+static int
+bd_can_write(void *p)
+{
+	return !((struct bd_handle *)p)->readonly;
+}
+
+static int
+bd_yes(void *p)
+{
+	return 1;
+}
+
+static bool
+misaligned(const struct bd_handle *h, const void *buf, uint64_t count,
+	   uint64_t offset)
+{
+	uint64_t a = h->inst->direct ? MAX(h->lbs, 512u) : 1;
+
+	return ((uintptr_t)buf | count | offset) & (a - 1);
+}
+
+static int bd_pread(void *p, void *buf, uint32_t count, uint64_t offset,
+		    uint32_t flags);
+static int bd_pwrite(void *p, const void *buf, uint32_t count,
+		     uint64_t offset, uint32_t flags);
+
+/* O_DIRECT needs aligned requests: bounce the rare unaligned one. */
+static int
+bounce(struct bd_handle *h, void *buf, uint32_t count, uint64_t offset,
+       bool write, uint32_t flags)
+{
+	uint64_t a = 4096;
+	uint64_t start = offset & ~(a - 1);
+	uint64_t end = MIN((offset + count + a - 1) & ~(a - 1), h->size);
+	void *b;
+	int r;
+
+	if (posix_memalign(&b, a, end - start))
+		return -ENOMEM;
+	r = bd_pread(h, b, (uint32_t)(end - start), start, 0);
+	if (r == 0 && write) {
+		memcpy((char *)b + (offset - start), buf, count);
+		r = bd_pwrite(h, b, (uint32_t)(end - start), start, flags);
+	} else if (r == 0) {
+		memcpy(buf, (char *)b + (offset - start), count);
+	}
+	free(b);
+	return r;
+}
+
+static int
+bd_pread(void *p, void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	struct bd_handle *h = p;
+	char *b = buf;
+
+	if (misaligned(h, buf, count, offset))
+		return bounce(h, buf, count, offset, false, flags);
+	while (count > 0) {
+		ssize_t r = pread(h->fd, b, count, (off_t)offset);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -EIO;
+		b += r;
+		count -= r;
+		offset += r;
+	}
+	return 0;
+}
+
+static int
+bd_pwrite(void *p, const void *buf, uint32_t count, uint64_t offset,
+	  uint32_t flags)
+{
+	struct bd_handle *h = p;
+	const char *b = buf;
+	int rwf = (flags & IGW_FLAG_FUA) ? RWF_DSYNC : 0;
+
+	if (misaligned(h, buf, count, offset))
+		return bounce(h, (void *)buf, count, offset, true, flags);
+	while (count > 0) {
+		struct iovec iov = { .iov_base = (void *)b, .iov_len = count };
+		ssize_t r = pwritev2(h->fd, &iov, 1, (off_t)offset, rwf);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		b += r;
+		count -= r;
+		offset += r;
+	}
+	return 0;
+}
+
+static int
+bd_flush(void *p, uint64_t count, uint64_t offset, uint32_t flags)
+{
+	struct bd_handle *h = p;
+
+	/* fdatasync on a block device writes back its dirty pages and
+	 * flushes the device's volatile write cache. */
+	return fdatasync(h->fd) < 0 ? -errno : 0;
+}
+
+static int
+bd_trim(void *p, uint64_t count, uint64_t offset, uint32_t flags)
+{
+	struct bd_handle *h = p;
+	uint64_t range[2] = { offset, count };
+
+	if (!h->can_discard)
+		return 0;	/* advisory */
+	if (ioctl(h->fd, BLKDISCARD, range) < 0) {
+		if (errno == EOPNOTSUPP) {
+			h->can_discard = false;
+			return 0;
+		}
+		return -errno;
+	}
+	return (flags & IGW_FLAG_FUA) ? bd_flush(h, count, offset, 0) : 0;
+}
+
+static int
+bd_zero(void *p, uint64_t count, uint64_t offset, uint32_t flags)
+{
+	struct bd_handle *h = p;
+	uint64_t range[2] = { offset, count };
+
+	if (!h->can_zeroout || misaligned(h, NULL, count, offset))
+		return -EOPNOTSUPP;
+	if (ioctl(h->fd, BLKZEROOUT, range) < 0) {
+		if (errno == EOPNOTSUPP || errno == EINVAL) {
+			h->can_zeroout = false;
+			return -EOPNOTSUPP;
+		}
+		return -errno;
+	}
+	return (flags & IGW_FLAG_FUA) ? bd_flush(h, count, offset, 0) : 0;
+}
+
+static struct igw_backend blockdev_backend = {
+	.name = "blockdev",
+	.description = "a block device (LVM LV, MD array, loop device...)",
+	.instance_new = bd_instance_new,
+	.config = bd_config,
+	.config_complete = bd_config_complete,
+	.open = bd_open,
+	.close = bd_close,
+	.instance_free = bd_instance_free,
+	.get_size = bd_get_size,
+	.block_size = bd_block_size,
+	.can_write = bd_can_write,
+	.can_flush = bd_yes,
+	.can_fua = bd_yes,
+	.can_trim = bd_yes,
+	.can_zero = bd_yes,
+	.can_multi_conn = bd_yes,
+	.pread = bd_pread,
+	.pwrite = bd_pwrite,
+	.flush = bd_flush,
+	.trim = bd_trim,
+	.zero = bd_zero,
+};
+
+IGW_REGISTER_BACKEND(blockdev_backend, IGW_THREAD_MODEL_PARALLEL)
