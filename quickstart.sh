@@ -12,8 +12,9 @@ SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config
-	libjansson-dev libaio-dev libssl-dev perl"
-TEST_DEPS="libiscsi-bin libiscsi-dev qemu-utils qemu-block-extra python3
+	libjansson-dev libaio-dev libssl-dev libnbd-dev perl"
+TEST_DEPS="libiscsi-bin libiscsi-dev qemu-utils qemu-block-extra python3 nbdkit
+	clang libclang-rt-14-dev iproute2
 	valgrind procps"
 
 install() {

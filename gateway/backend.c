@@ -17,6 +17,10 @@
 const struct igw_backend *igw_backend_get_file_backend(void);
 const struct igw_backend *igw_backend_get_memory_backend(void);
 const struct igw_backend *igw_backend_get_blockdev_backend(void);
+#ifdef HAVE_LIBNBD
+const struct igw_backend *igw_backend_get_nbd_backend(void);
+const struct igw_backend *igw_backend_get_nbdkit_backend(void);
+#endif
 
 static const struct {
 	const char *name;
@@ -25,6 +29,10 @@ static const struct {
 	{ .name = "file", .get = igw_backend_get_file_backend },
 	{ .name = "memory", .get = igw_backend_get_memory_backend },
 	{ .name = "blockdev", .get = igw_backend_get_blockdev_backend },
+#ifdef HAVE_LIBNBD
+	{ .name = "nbd", .get = igw_backend_get_nbd_backend },
+	{ .name = "nbdkit", .get = igw_backend_get_nbdkit_backend },
+#endif
 };
 
 static __thread char last_error[512];
@@ -67,7 +75,7 @@ backend_new(const char *type)
 	struct backend *b;
 
 	if (!ops) {
-		igw_backend_error("unknown backend type '%s' (known: file, memory, blockdev)",
+		igw_backend_error("unknown backend type '%s' (known: file, memory, blockdev, nbd, nbdkit)",
 				  type);
 		errno = ENOENT;
 		return NULL;

@@ -35,6 +35,9 @@ struct lun {
 	/* Writes hold it shared, COMPARE AND WRITE exclusive, so the
 	 * compare and the write are atomic against every other write. */
 	pthread_rwlock_t write_lock;
+	/* Reservations (scsi/pr.c, scsi/pr.h): pr_lock guards *pr. */
+	pthread_mutex_t pr_lock;
+	struct pr_state *pr;
 	/* IO counters, atomic. */
 	uint64_t stat_reads, stat_writes, stat_read_bytes, stat_write_bytes;
 	uint64_t stat_errors;

@@ -4,7 +4,8 @@
 # sends; a bad data digest on a SCSI command gives CHECK CONDITION
 # (ABORTED COMMAND, PROTOCOL SERVICE CRC ERROR) and the session goes on; on
 # a NOP-Out a Reject (data digest error); a bad header digest drops the
-# connection (ErrorRecoveryLevel 0).  Then libiscsi (header digests) runs
+# connection (ErrorRecoveryLevel 0).  A map that requires header digests
+# refuses an initiator offering only None.  Then libiscsi (header digests) runs
 # iscsi-test-cu Read10/Write10 against a target whose map requires them.
 source "$(dirname "$0")/functions.sh"
 requires python3 --version
@@ -72,8 +73,17 @@ stop_gw
 requires iscsi-test-cu --list
 port=$(free_port)
 write_map "$TMP/map2.json" $port '{ "lun": 0, "backend": { "type": "memory", "size": "64M" } }' \
-	'"iscsi": { "digests": "require" }'
+	'"iscsi": { "header_digest": "require" }'
 start_gw "$TMP/map2.json" -D iscsi.login=1
+# An initiator that will not use header digests is refused.
+PYTHONPATH="$SRCDIR/t" python3 - "$port" "$TARGET" <<'PY' || fail "require: None accepted"
+import sys
+from iscsi_raw import Conn
+c = Conn("127.0.0.1", int(sys.argv[1]))
+st, _ = c.login("iqn.2026-11.org.example:nodig", sys.argv[2], extra=b"HeaderDigest=None\0")
+assert st == 0x0200, "status %04x" % st
+print("ok: header_digest require refuses HeaderDigest=None")
+PY
 url="iscsi://127.0.0.1:$port/$TARGET/0?header_digest=crc32c"
 : > "$TMP/cu.log"
 for s in ALL.Read10 ALL.Write10 ALL.iSCSIResiduals; do

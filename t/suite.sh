@@ -36,7 +36,8 @@ if [ -n "$asan" ]; then
 	export UBSAN_OPTIONS=print_stacktrace=1
 	BUILDDIR=$asan LABEL=asan/ LOGDIR=$asan/test-logs \
 		"$top/t/run-tests.sh" $(cd "$top/t" && ls *.sh | grep -v -e '^functions.sh$' \
-			-e '^run-tests.sh$' -e '^suite.sh$' -e '^cu-all.sh$' -e '^valgrind.sh$') | tally
+			-e '^run-tests.sh$' -e '^suite.sh$' -e '^cu-all.sh$' -e '^valgrind.sh$' \
+			-e '^fuzz.sh$') | tally
 	add_last
 	BUILDDIR=$asan LABEL=asan/ LOGDIR=$asan/test-logs \
 		"$top/t/run-tests.sh" --unit-only | tally; add_last

@@ -277,9 +277,9 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 	if (!backend_lookup(l->backend_type)) {
 		if (!strcmp(l->backend_type, "nbd") ||
 		    !strcmp(l->backend_type, "nbdkit"))
-			return fail(cx, ptr, "backend type '%s' is not supported by this version of iscsi-gw",
+			return fail(cx, ptr, "backend type '%s' needs libnbd, which this build of iscsi-gw lacks",
 				    l->backend_type);
-		return fail(cx, ptr, "unknown backend type '%s' (known: file, memory, blockdev)",
+		return fail(cx, ptr, "unknown backend type '%s' (known: file, memory, blockdev, nbd, nbdkit)",
 			    l->backend_type);
 	}
 	l->bkeys = calloc(json_object_size(bj), sizeof *l->bkeys);
@@ -305,8 +305,31 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 				val = NULL;
 		} else if (json_is_boolean(v)) {
 			val = strdup(json_is_true(v) ? "true" : "false");
+		} else if (json_is_array(v)) {
+			/* An array of strings reaches config() once per
+			 * element, in order (nbdkit's "args", "filters"). */
+			size_t ai;
+			json_t *el;
+			struct conf_kv *nk = realloc(l->bkeys,
+				(l->nbkeys + json_object_size(bj) +
+				 json_array_size(v) + 1) *
+				sizeof *l->bkeys);
+			if (!nk)
+				return fail(cx, kptr, "out of memory");
+			l->bkeys = nk;
+			json_array_foreach(v, ai, el) {
+				char eptr[300];
+				snprintf(eptr, sizeof eptr, "%s/%zu", kptr, ai);
+				if (!json_is_string(el) ||
+				    strlen(json_string_value(el)) != json_string_length(el))
+					return fail(cx, eptr, "must be a string");
+				l->bkeys[l->nbkeys].key = strdup(key);
+				l->bkeys[l->nbkeys].value = strdup(json_string_value(el));
+				l->nbkeys++;
+			}
+			continue;
 		} else {
-			return fail(cx, kptr, "must be a string, a number or a boolean");
+			return fail(cx, kptr, "must be a string, a number, a boolean or an array of strings");
 		}
 		if (!val)
 			return fail(cx, kptr, "out of memory");
@@ -612,16 +635,23 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 				if (!strcmp(iscsi_opts[k].name, key))
 					o = &iscsi_opts[k];
 			snprintf(p, sizeof p, "/iscsi/%s", key);
-			if (!strcmp(key, "digests")) {
+			if (!strcmp(key, "digests") ||
+			    !strcmp(key, "header_digest") ||
+			    !strcmp(key, "data_digest")) {
 				const char *dv = json_string_value(item);
+				int d;
 				if (dv && !strcmp(dv, "offer"))
-					c->iscsi.digests = DIGESTS_OFFER;
+					d = DIGESTS_OFFER;
 				else if (dv && !strcmp(dv, "require"))
-					c->iscsi.digests = DIGESTS_REQUIRE;
+					d = DIGESTS_REQUIRE;
 				else if (dv && !strcmp(dv, "off"))
-					c->iscsi.digests = DIGESTS_OFF;
+					d = DIGESTS_OFF;
 				else
 					return fail(cx, p, "must be \"offer\", \"require\" or \"off\"");
+				if (key[0] != 'd' || key[1] == 'i')
+					c->iscsi.header_digest = d;
+				if (key[0] == 'd')
+					c->iscsi.data_digest = d;
 				continue;
 			}
 			if (!o)

@@ -65,7 +65,8 @@ struct conf_iscsi {
 	uint32_t max_buffer_mb;		/* command buffers per connection */
 	/* HeaderDigest/DataDigest policy: CRC32C when the initiator
 	 * prefers it (offer), CRC32C only (require), or None only (off). */
-	enum { DIGESTS_OFFER = 0, DIGESTS_REQUIRE, DIGESTS_OFF } digests;
+	enum { DIGESTS_OFFER = 0, DIGESTS_REQUIRE, DIGESTS_OFF }
+		header_digest, data_digest;	/* "digests" sets both */
 };
 
 struct conf {

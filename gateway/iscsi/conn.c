@@ -71,11 +71,13 @@ conn_update_events(struct iscsi_conn *c)
 	want_in = !c->draining && c->state != CONN_LOGOUT &&
 		  c->ntasks < 2 * iscsi_g.conf->iscsi.queue_depth + 16 &&
 		  c->tx_bytes < (64u << 20);
+	/* EPOLLRDHUP only while reading: a half-closed peer would
+	 * otherwise wake the loop for ever while we wait to send. */
 	if (want_in)
-		ev |= EPOLLIN;
+		ev |= EPOLLIN | EPOLLRDHUP;
 	if (c->tx_head)
 		ev |= EPOLLOUT;
-	evloop_mod(c->loop, &c->ev, ev | EPOLLRDHUP);
+	evloop_mod(c->loop, &c->ev, ev);
 }
 
 void
@@ -212,8 +214,9 @@ nop_out_handle(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data,
 	put_be32(p->bhs + 16, itt);
 	put_be32(p->bhs + 20, ISCSI_RSVD_TAG);
 	conn_fill_sn(c, p->bhs, true);
-	/* Echo the ping data (§11.19: "the same data"). */
-	tx_pdu_set_data(p, data, dsl, true);
+	/* Echo the ping data (§11.19), but never more than the initiator
+	 * can receive: its MaxRecvDataSegmentLength may be below ours. */
+	tx_pdu_set_data(p, data, MIN(dsl, c->params.max_send_dsl), true);
 	conn_queue(c, p);
 }
 
@@ -586,6 +589,15 @@ conn_tick(void *opaque)
 		if (c->state == CONN_LOGIN &&
 		    now - c->created >= (time_t)ci->login_timeout) {
 			conn_close(c, "login timed out");
+			continue;
+		}
+		if (c->state == CONN_LOGOUT) {
+			/* The last response waits for a peer that may never
+			 * read it: bounded like a ping. */
+			if (!c->logout_at)
+				c->logout_at = now;
+			else if (now - c->logout_at >= (time_t)ci->nop_timeout)
+				conn_close(c, "peer did not read its last response");
 			continue;
 		}
 		if (c->state != CONN_FFP || ci->nop_interval == 0)

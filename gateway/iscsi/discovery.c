@@ -71,7 +71,9 @@ send_text_rsp(struct iscsi_conn *c, uint32_t itt)
 	}
 	put_be32(p->bhs + 20, more ? c->text_ttt : ISCSI_RSVD_TAG);
 	conn_fill_sn(c, p->bhs, true);
-	tx_pdu_set_data(p, c->text_pending + c->text_pending_off, n, true);
+	/* An empty answer has no buffer at all (NULL + 0 is undefined). */
+	tx_pdu_set_data(p, n ? c->text_pending + c->text_pending_off : NULL, n,
+			true);
 	conn_queue(c, p);
 	c->text_pending_off += n;
 	if (!more) {

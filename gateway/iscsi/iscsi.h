@@ -102,8 +102,8 @@ struct iscsi_params {
 	uint32_t max_recv_dsl;		/* ours, declared */
 	bool if_marker, of_marker;
 	uint32_t protocol_level;
-	/* Offer only: CRC32C digests required (None refused). */
-	bool digest_required;
+	/* Offer only: CRC32C required (None refused) per digest. */
+	bool header_digest_required, data_digest_required;
 };
 
 /* The result of parsing "key=value\0..." text. */
@@ -231,6 +231,7 @@ struct iscsi_conn {
 	unsigned local_port;
 	uint16_t cid;
 	time_t created, last_rx;
+	time_t logout_at;		/* when CONN_LOGOUT began (tick) */
 	/* Receive state machine. */
 	enum rx_stage rx_stage;
 	uint8_t rx_bhs[ISCSI_BHS_LEN];

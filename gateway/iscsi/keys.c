@@ -170,9 +170,10 @@ iscsi_params_offer(struct iscsi_params *p, const struct conf *c)
 	p->max_recv_dsl = c->iscsi.max_recv_data_segment_length;
 	p->protocol_level = 1;
 	/* In the offer, "digest" means CRC32C may be chosen. */
-	p->header_digest = c->iscsi.digests != DIGESTS_OFF;
-	p->data_digest = c->iscsi.digests != DIGESTS_OFF;
-	p->digest_required = c->iscsi.digests == DIGESTS_REQUIRE;
+	p->header_digest = c->iscsi.header_digest != DIGESTS_OFF;
+	p->data_digest = c->iscsi.data_digest != DIGESTS_OFF;
+	p->header_digest_required = c->iscsi.header_digest == DIGESTS_REQUIRE;
+	p->data_digest_required = c->iscsi.data_digest == DIGESTS_REQUIRE;
 }
 
 enum key_type {
@@ -339,7 +340,9 @@ iscsi_negotiate_key(struct iscsi_params *p, const struct iscsi_params *offer,
 			const char *comma = strchr(v, ',');
 			size_t n = comma ? (size_t)(comma - v) : strlen(v);
 			if (n == 4 && !strncmp(v, "None", 4) &&
-			    !offer->digest_required) {
+			    !(d->off == offsetof(struct iscsi_params, header_digest) ?
+			      offer->header_digest_required :
+			      offer->data_digest_required)) {
 				*bp = false;
 				iscsi_text_add(out, key, "None");
 				return 0;

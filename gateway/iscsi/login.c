@@ -506,7 +506,8 @@ send_answer(struct iscsi_conn *c)
 		if (!finish_login(c))
 			return;
 	}
-	send_login_rsp(c, flags, LOGIN_OK, ls->out.buf + ls->out_off, n);
+	send_login_rsp(c, flags, LOGIN_OK, n ? ls->out.buf + ls->out_off : NULL,
+		       n);
 	ls->out_off += n;
 	if (!last) {
 		conn_flush(c);
@@ -639,6 +640,14 @@ login_handle(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 	}
 	if (ls->out.oom) {
 		login_fail(c, LOGIN_OUT_OF_RESOURCES, "out of memory");
+		return;
+	}
+	if (transit && nsg == 3 && !ls->discovery &&
+	    ((iscsi_g.offer.header_digest_required && !ls->params.header_digest) ||
+	     (iscsi_g.offer.data_digest_required && !ls->params.data_digest))) {
+		/* The map requires CRC32C and it was not agreed. */
+		login_fail(c, LOGIN_INITIATOR_ERROR,
+			   "CRC32C digests required by the map");
 		return;
 	}
 	rflags = transit ? (0x80 | (csg << 2) | nsg) : (csg << 2);

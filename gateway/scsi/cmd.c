@@ -1,16 +1,19 @@
 /* cmd.c: command dispatch, the LUN field, I_T nexus objects and unit
  * attentions.  scsi_cmd_exec checks, in SAM-5 order: the opcode exists, the
- * LUN exists, no unit attention is pending, then runs the handler.  Runs on
- * the loop thread; nexus UA bits are guarded by the nexus lock because a
- * reset on one session establishes UAs on the others.
+ * LUN exists, no unit attention is pending, no reservation conflicts
+ * (pr.c), then runs the handler.  Runs on the loop thread; nexus UA bits
+ * are guarded by the nexus lock because a reset on one session establishes
+ * UAs on the others.
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "scsi.h"
+#include "pr.h"
 #include "lunmap.h"
 #include "log.h"
 #include "util/util.h"
@@ -101,9 +104,18 @@ scsi_nexus_free(struct scsi_nexus *n)
 			break;
 		}
 	pthread_mutex_unlock(&nexus_list_lock);
+	scsi_nexus_lost(n);
 	pthread_mutex_destroy(&n->lock);
 	free(n->ua);
 	free(n);
+}
+
+void
+scsi_nexus_lost(struct scsi_nexus *n)
+{
+	/* I_T nexus loss: its SPC-2 reservations end; registrations stay. */
+	if (n)
+		pr_nexus_gone(n);
 }
 
 void
@@ -120,6 +132,27 @@ scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua)
 		pthread_mutex_unlock(&n->lock);
 	}
 	pthread_mutex_unlock(&nexus_list_lock);
+	if (ua == UA_RESET || ua == UA_POWER_ON)
+		pr_reset(t, l);
+}
+
+void
+scsi_ua_establish_port(struct lun *l, const char *initiator,
+		       const uint8_t *isid, const struct scsi_nexus *except,
+		       enum scsi_ua ua)
+{
+	pthread_mutex_lock(&nexus_list_lock);
+	for (struct scsi_nexus *n = nexus_list; n; n = n->next) {
+		if (n == except || n->target != l->target ||
+		    strcasecmp(n->initiator, initiator) ||
+		    (isid && memcmp(n->isid, isid, 6)))
+			continue;
+		pthread_mutex_lock(&n->lock);
+		if (l->index < n->nua)
+			n->ua[l->index] |= 1u << ua;
+		pthread_mutex_unlock(&n->lock);
+	}
+	pthread_mutex_unlock(&nexus_list_lock);
 }
 
 static const uint16_t ua_asc[UA__MAX] = {
@@ -128,6 +161,9 @@ static const uint16_t ua_asc[UA__MAX] = {
 	[UA_CAPACITY_CHANGED] = ASC_CAPACITY_DATA_HAS_CHANGED,
 	[UA_MODE_CHANGED] = ASC_MODE_PARAMETERS_CHANGED,
 	[UA_LUNS_CHANGED] = ASC_REPORTED_LUNS_DATA_HAS_CHANGED,
+	[UA_RESERVATIONS_PREEMPTED] = ASC_RESERVATIONS_PREEMPTED,
+	[UA_RESERVATIONS_RELEASED] = ASC_RESERVATIONS_RELEASED,
+	[UA_REGISTRATIONS_PREEMPTED] = ASC_REGISTRATIONS_PREEMPTED,
 };
 
 bool
@@ -208,6 +244,8 @@ scsi_cmd_exec(struct scsi_cmd *cmd)
 		scsi_set_sense(cmd, SK_UNIT_ATTENTION, asc);
 		goto out;
 	}
+	if (pr_conflict(cmd, op))
+		goto out;
 	if ((op->flags & OPF_WRITE) && cmd->lun && cmd->lun->read_only) {
 		scsi_set_sense(cmd, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
 		goto out;

@@ -245,10 +245,14 @@ io_run(struct io_job *job)
 		for (uint32_t i = 0; i < cmd->length && cmd->result == 0; i++) {
 			uint64_t lba = get_be64(p + 16 * i);
 			uint32_t nb = get_be32(p + 16 * i + 8);
+			/* Zero with permission to deallocate, not a bare
+			 * trim: LBPRZ=1 promises that unmapped blocks read
+			 * as zero, which BLKDISCARD and NBD trim do not. */
 			if (nb)
-				cmd->result = backend_trim(be,
+				cmd->result = backend_zero(be,
 					(uint64_t)nb << l->block_shift,
-					lba << l->block_shift, cmd->flags);
+					lba << l->block_shift,
+					cmd->flags | IGW_FLAG_MAY_TRIM);
 		}
 		break;
 	}
@@ -780,6 +784,12 @@ scsi_cmd_out_len(const struct scsi_cmd *cmd)
 		break;
 	case 0x15:			/* MODE SELECT(6) */
 		n = c[4];
+		break;
+	case 0x5f:			/* PERSISTENT RESERVE OUT */
+		n = get_be32(c + 5);
+		break;
+	case 0x56: case 0x57:		/* RESERVE(10), RELEASE(10) */
+		n = get_be16(c + 7);
 		break;
 	default:
 		return cmd->edtl;

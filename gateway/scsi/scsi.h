@@ -53,6 +53,7 @@ struct target;
 #define ASC_INVALID_FIELD_IN_CDB 0x2400
 #define ASC_LOGICAL_UNIT_NOT_SUPPORTED 0x2500
 #define ASC_INVALID_FIELD_IN_PARAMETER_LIST 0x2600
+#define ASC_INVALID_RELEASE_OF_PERSISTENT_RESERVATION 0x2604
 #define ASC_WRITE_PROTECTED 0x2700
 #define ASC_SOFTWARE_WRITE_PROTECTED 0x2702
 #define ASC_SPACE_ALLOC_FAILED_WRITE_PROTECT 0x2707
@@ -60,11 +61,15 @@ struct target;
 #define ASC_BUS_DEVICE_RESET_OCCURRED 0x2903
 #define ASC_I_T_NEXUS_LOSS_OCCURRED 0x2907
 #define ASC_MODE_PARAMETERS_CHANGED 0x2a01
+#define ASC_RESERVATIONS_PREEMPTED 0x2a03
+#define ASC_RESERVATIONS_RELEASED 0x2a04
+#define ASC_REGISTRATIONS_PREEMPTED 0x2a05
 #define ASC_CAPACITY_DATA_HAS_CHANGED 0x2a09
 #define ASC_SAVING_PARAMETERS_NOT_SUPPORTED 0x3900
 #define ASC_REPORTED_LUNS_DATA_HAS_CHANGED 0x3f0e
 #define ASC_INTERNAL_TARGET_FAILURE 0x4400
 #define ASC_COMMANDS_CLEARED_BY_ANOTHER_INITIATOR 0x2f00
+#define ASC_INSUFFICIENT_REGISTRATION_RESOURCES 0x5504
 
 #define SCSI_SENSE_MAX 32
 
@@ -75,6 +80,9 @@ enum scsi_ua {
 	UA_CAPACITY_CHANGED,
 	UA_MODE_CHANGED,
 	UA_LUNS_CHANGED,
+	UA_RESERVATIONS_PREEMPTED,	/* PR OUT CLEAR (SPC-4 §5.13.11.2.7) */
+	UA_RESERVATIONS_RELEASED,	/* RELEASE of RO/AR, type changes */
+	UA_REGISTRATIONS_PREEMPTED,	/* PREEMPT removed the registration */
 	UA__MAX,
 };
 
@@ -139,10 +147,38 @@ uint64_t scsi_encode_lun(unsigned id);
 struct scsi_nexus *scsi_nexus_new(struct target *t, const char *initiator,
 				  const uint8_t isid[6]);
 void scsi_nexus_free(struct scsi_nexus *n);
+/* The I_T nexus is lost (its session closed, logged out or was
+ * reinstated) though the object lives on until its last command is
+ * done: its SPC-2 RESERVE(6/10) reservations end now (SPC-2 §5.5.1);
+ * persistent reservation registrations stay.  Idempotent; implied by
+ * scsi_nexus_free.  Loop thread. */
+void scsi_nexus_lost(struct scsi_nexus *n);
 /* Establish POWER ON OCCURRED on every LUN of a new nexus. */
 void scsi_nexus_power_on(struct scsi_nexus *n);
-/* Establish a UA on every nexus of the target for LUN (NULL: all LUNs). */
+/* Establish a UA on every nexus of the target for LUN (NULL: all LUNs).
+ * UA_RESET and UA_POWER_ON say the LUN(s) were reset (LOGICAL UNIT RESET,
+ * TARGET WARM/COLD RESET): SPC-2 RESERVE(6/10) reservations end with
+ * them; persistent reservations stay (SPC-4 §5.13.1). */
 void scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua);
+/* Establish a UA for LUN l on the nexuses of l's target whose initiator
+ * name matches and whose ISID matches isid (NULL: any), except one. */
+void scsi_ua_establish_port(struct lun *l, const char *initiator,
+			    const uint8_t *isid,
+			    const struct scsi_nexus *except, enum scsi_ua ua);
+
+/* Set by the transport at start-up, NULL: none.  PERSISTENT RESERVE OUT
+ * PREEMPT AND ABORT (SPC-4 §5.13.11.2.6) calls it once per preempted
+ * registration: abort, as ABORT TASK SET would, every command on LUN l
+ * from the sessions to target t of initiator (case-insensitive) with
+ * ISID isid (NULL: any ISID), except the command `except` (the PREEMPT AND
+ * ABORT itself).  Aborted commands get no response (TAS = 0).  Called on
+ * the loop thread of the PREEMPT AND ABORT, before its status is sent,
+ * with no SCSI lock held; the registrations are gone by then, so a new
+ * command from those nexuses already gets RESERVATION CONFLICT. */
+typedef void scsi_abort_fn(struct target *t, struct lun *l,
+			   const char *initiator, const uint8_t *isid,
+			   const struct scsi_cmd *except);
+extern scsi_abort_fn *scsi_abort_hook;
 
 /* sense.c */
 void scsi_set_sense(struct scsi_cmd *cmd, uint8_t key, uint16_t asc);
@@ -169,11 +205,19 @@ struct scsi_op {
 #define OPF_NO_LUN 0x1		/* runs without a LUN (REPORT LUNS...) */
 #define OPF_NO_UA 0x2		/* not affected by unit attention */
 #define OPF_WRITE 0x4		/* changes the medium */
+/* Reservations (scsi/pr.c): what passes a reservation held through
+ * another I_T nexus.  Neither RESV flag: conflicts unless holder (or,
+ * under registrants only/all registrants types, registered). */
+#define OPF_RESV_ANY 0x8	/* every persistent reservation type */
+#define OPF_RESV_READ 0x10	/* Write Exclusive types (reads) */
+#define OPF_RESV_SPC2 0x20	/* an SPC-2 RESERVE(6/10) reservation */
 	uint8_t usage[16];	/* CDB usage data (REPORT SUPPORTED OPCODES) */
 };
 
 /* cdb-table.c */
 const struct scsi_op *scsi_find_op(const uint8_t *cdb, unsigned *sa_out);
+/* The row of opcode, NULL: not supported. */
+const struct scsi_op *scsi_op_at(unsigned opcode);
 
 /* spc.c */
 int spc_inquiry(struct scsi_cmd *cmd);
@@ -183,12 +227,17 @@ int spc_request_sense(struct scsi_cmd *cmd);
 int spc_mode_sense(struct scsi_cmd *cmd);
 int spc_mode_select(struct scsi_cmd *cmd);
 int spc_report_supported_opcodes(struct scsi_cmd *cmd);
-int spc_pr_in(struct scsi_cmd *cmd);
 /* Copy up to alloc bytes of a built response into cmd->buf. */
 int spc_put_data(struct scsi_cmd *cmd, const void *data, uint32_t len,
 		 uint32_t alloc);
 /* Pop the highest-priority UA for cmd's nexus and LUN; true if one was. */
 bool scsi_ua_pop(struct scsi_cmd *cmd, uint16_t *asc);
+
+/* pr.c */
+int spc_pr_in(struct scsi_cmd *cmd);
+int spc_pr_out(struct scsi_cmd *cmd);
+int spc_reserve(struct scsi_cmd *cmd);	/* RESERVE(6), RESERVE(10) */
+int spc_release(struct scsi_cmd *cmd);	/* RELEASE(6), RELEASE(10) */
 
 /* sbc.c */
 int sbc_read(struct scsi_cmd *cmd);

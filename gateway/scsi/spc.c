@@ -623,27 +623,3 @@ spc_report_supported_opcodes(struct scsi_cmd *cmd)
 	}
 	return spc_put_data(cmd, d, o, alloc);
 }
-
-/* PERSISTENT RESERVE IN (SPC-4 §6.15).  PERSISTENT RESERVE OUT is not
- * implemented yet, so no key can be registered and no reservation held:
- * the empty lists below are the true state, with generation 0. */
-int
-spc_pr_in(struct scsi_cmd *cmd)
-{
-	const uint8_t *c = cmd->cdb;
-	uint32_t alloc = get_be16(c + 7);
-	uint8_t d[8] = { 0 };
-
-	switch (c[1] & 0x1f) {
-	case 0x00:	/* READ KEYS */
-	case 0x01:	/* READ RESERVATION */
-	case 0x03:	/* READ FULL STATUS */
-		return spc_put_data(cmd, d, 8, alloc);
-	case 0x02:	/* REPORT CAPABILITIES: nothing is supported */
-		put_be16(d, 8);
-		return spc_put_data(cmd, d, 8, alloc);
-	default:
-		scsi_invalid_field(cmd, 1, 4);
-		return SCSI_DONE;
-	}
-}

@@ -293,8 +293,8 @@ TEST(chap_settings)
 
 TEST(later_keys_not_supported)
 {
-	CHECK_BAD("{" PORTALS ", \"user\": \"nobody\", \"targets\": []}",
-		  "/", "key 'user' is not supported");
+	CHECK_BAD("{" PORTALS ", \"user\": 5, \"targets\": []}",
+		  "/", "'user' must be a non-empty string");
 	CHECK_BAD(MAP1("{\"lun\": 0, \"per_initiator\": {}, " MEM("1M") "}"),
 		  "/targets/0/luns/0", "key 'per_initiator' is not supported");
 }
@@ -402,13 +402,13 @@ TEST(backend_errors)
 {
 	CHECK_BAD(MAP1("{\"lun\": 0, \"backend\": {\"type\": \"nbd\"}}"),
 		  "/targets/0/luns/0/backend",
-		  "backend type 'nbd' is not supported by this version of iscsi-gw");
+		  "'uri' is required for backend type nbd");
 	CHECK_BAD(MAP1("{\"lun\": 0, \"backend\": {\"type\": \"blockdev\"}}"),
 		  "/targets/0/luns/0/backend",
-		  "backend type 'blockdev' is not supported");
+		  "'path' is required for backend type blockdev");
 	CHECK_BAD(MAP1("{\"lun\": 0, \"backend\": {\"type\": \"ceph\"}}"),
 		  "/targets/0/luns/0/backend",
-		  "unknown backend type 'ceph' (known: file, memory)");
+		  "unknown backend type 'ceph' (known: file, memory, blockdev, nbd, nbdkit)");
 	CHECK_BAD(MAP1("{\"lun\": 0, \"backend\": {\"size\": \"1M\"}}"),
 		  "/targets/0/luns/0/backend", "'type' is required");
 	CHECK_BAD(MAP1("{\"lun\": 0, \"backend\": \"memory\"}"),
@@ -433,8 +433,11 @@ TEST(backend_errors)
 		  "/targets/0/luns/0/backend/size", "must not be negative");
 	CHECK_BAD(MAP1("{\"lun\": 0, \"backend\": {\"type\": \"memory\", "
 		       "\"size\": [1]}}"),
+		  "/targets/0/luns/0/backend/size/0", "must be a string");
+	CHECK_BAD(MAP1("{\"lun\": 0, \"backend\": {\"type\": \"memory\", "
+		       "\"size\": {}}}"),
 		  "/targets/0/luns/0/backend/size",
-		  "must be a string, a number or a boolean");
+		  "must be a string, a number, a boolean or an array of strings");
 }
 
 TEST(iscsi_option_errors)

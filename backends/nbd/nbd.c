@@ -1,0 +1,768 @@
+/* nbd.c: the "nbd" and "nbdkit" backends, clients of an NBD server through
+ * libnbd (modelled on nbdkit's plugins/nbd/nbd.c).
+ *
+ *   nbd:    { "uri": "nbd://host:port/export" | "nbd+unix:///e?socket=P" |
+ *             "nbds://..." (TLS, as libnbd allows) }
+ *   nbdkit: { "plugin": "memory", "args": ["size=1G"],
+ *             "filters": ["delay"] }  -- the gateway starts nbdkit on a
+ *             private Unix socket, owns it, and restarts it if it dies.
+ * Both: "connections" (default 4: used only when the server allows
+ * multi-conn, else 1), "reconnect_timeout" (seconds, default 30).
+ *
+ * Connections: a small pool of libnbd handles shared by every session of
+ * the LUN; a data call borrows one (many initiators multiplexed onto few
+ * NBD connections).  Without multi-conn there is one handle, so a flush
+ * covers every write.  When the server goes away a call reconnects (and
+ * for nbdkit restarts the server), retrying until reconnect_timeout, then
+ * fails with ENOTCONN (NOT READY to the initiator); nothing hangs longer.
+ *
+ * Capabilities map straight from NBD: can_flush, can_fua, can_trim,
+ * can_zero, base:allocation block status, can_multi_conn.
+ * Threads: parallel; the pool has its own lock.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libnbd.h>
+
+#include "iscsi-gw-backend.h"
+#include "util/util.h"
+
+#define MAX_CONNS 16
+
+struct nbd_instance {
+	bool nbdkit;			/* type nbdkit: we run the server */
+	char *uri;
+	char *plugin;
+	char **args;			/* plugin key=value */
+	size_t nargs;
+	char **filters;
+	size_t nfilters;
+	unsigned connections;
+	unsigned reconnect_timeout;
+};
+
+struct nbd_handle_pool {
+	struct nbd_instance *inst;
+	bool readonly;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct nbd_handle *h[MAX_CONNS];	/* NULL: needs connecting */
+	bool busy[MAX_CONNS];
+	unsigned n;
+	/* Server facts from the first connection. */
+	int64_t size;
+	bool flush, fua, trim, zero, extents, multi_conn, write;
+	/* nbdkit child (type nbdkit). */
+	pid_t pid;
+	char *sockdir;
+	char *sock;
+	char *conn_uri;
+};
+
+static void *
+nbd_instance_new_common(bool nbdkit)
+{
+	struct nbd_instance *ni = calloc(1, sizeof *ni);
+
+	if (ni) {
+		ni->nbdkit = nbdkit;
+		ni->connections = 4;
+		ni->reconnect_timeout = 30;
+	}
+	return ni;
+}
+
+static void *
+nbd_instance_new(void)
+{
+	return nbd_instance_new_common(false);
+}
+
+static void *
+nbdkit_instance_new(void)
+{
+	return nbd_instance_new_common(true);
+}
+
+static void
+strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void
+nbd_instance_free(void *p)
+{
+	struct nbd_instance *ni = p;
+
+	if (!ni)
+		return;
+	free(ni->uri);
+	free(ni->plugin);
+	strv_free(ni->args, ni->nargs);
+	strv_free(ni->filters, ni->nfilters);
+	free(ni);
+}
+
+static int
+strv_add(char ***v, size_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 2) * sizeof **v);
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	nv[*n] = strdup(s);
+	if (!nv[*n])
+		return -ENOMEM;
+	(*n)++;
+	nv[*n] = NULL;
+	return 0;
+}
+
+static int
+parse_uint(const char *key, const char *v, unsigned lo, unsigned hi,
+	   unsigned *out)
+{
+	char *end;
+	unsigned long n = strtoul(v, &end, 10);
+
+	if (!*v || *end || n < lo || n > hi) {
+		igw_backend_error("'%s' must be an integer from %u to %u", key,
+				  lo, hi);
+		return -EINVAL;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int
+nbd_config(void *p, const char *key, const char *value)
+{
+	struct nbd_instance *ni = p;
+
+	if (!strcmp(key, "connections"))
+		return parse_uint(key, value, 1, MAX_CONNS, &ni->connections);
+	if (!strcmp(key, "reconnect_timeout"))
+		return parse_uint(key, value, 0, 3600, &ni->reconnect_timeout);
+	if (!ni->nbdkit && !strcmp(key, "uri")) {
+		if (strncmp(value, "nbd://", 6) && strncmp(value, "nbds://", 7) &&
+		    strncmp(value, "nbd+unix://", 11) &&
+		    strncmp(value, "nbds+unix://", 12)) {
+			igw_backend_error("'uri' must be an NBD URI (nbd://, nbds://, nbd+unix://)");
+			return -EINVAL;
+		}
+		free(ni->uri);
+		ni->uri = strdup(value);
+		return ni->uri ? 0 : -ENOMEM;
+	}
+	if (ni->nbdkit && !strcmp(key, "plugin")) {
+		free(ni->plugin);
+		ni->plugin = strdup(value);
+		return ni->plugin ? 0 : -ENOMEM;
+	}
+	if (ni->nbdkit && !strcmp(key, "args")) {
+		if (value[0] == '-') {
+			igw_backend_error("'args' are plugin key=value parameters, not options: '%s'",
+					  value);
+			return -EINVAL;
+		}
+		return strv_add(&ni->args, &ni->nargs, value);
+	}
+	if (ni->nbdkit && !strcmp(key, "filters")) {
+		if (!*value || strchr(value, '/') || value[0] == '-') {
+			igw_backend_error("'filters' entries are filter names: '%s'",
+					  value);
+			return -EINVAL;
+		}
+		return strv_add(&ni->filters, &ni->nfilters, value);
+	}
+	igw_backend_error("unknown key '%s' for backend type %s", key,
+			  ni->nbdkit ? "nbdkit" : "nbd");
+	return -EINVAL;
+}
+
+static int
+nbd_config_complete(void *p)
+{
+	struct nbd_instance *ni = p;
+
+	if (!ni->nbdkit && !ni->uri) {
+		igw_backend_error("'uri' is required for backend type nbd");
+		return -EINVAL;
+	}
+	if (ni->nbdkit && !ni->plugin) {
+		igw_backend_error("'plugin' is required for backend type nbdkit");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- the nbdkit child ---- */
+
+static int
+nbdkit_start(struct nbd_handle_pool *pl)
+{
+	struct nbd_instance *ni = pl->inst;
+	size_t argc = 0, max = 10 + 2 * ni->nfilters + ni->nargs;
+	char **argv = calloc(max, sizeof *argv);
+	pid_t pid;
+
+	if (!argv)
+		return -ENOMEM;
+	unlink(pl->sock);
+	argv[argc++] = "nbdkit";
+	argv[argc++] = "--exit-with-parent";
+	argv[argc++] = "--foreground";
+	argv[argc++] = "-U";
+	argv[argc++] = pl->sock;
+	if (pl->readonly)
+		argv[argc++] = "--readonly";
+	for (size_t i = 0; i < ni->nfilters; i++) {
+		argv[argc++] = "--filter";
+		argv[argc++] = ni->filters[i];
+	}
+	argv[argc++] = ni->plugin;
+	for (size_t i = 0; i < ni->nargs; i++)
+		argv[argc++] = ni->args[i];
+	argv[argc] = NULL;
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		free(argv);
+		return -e;
+	}
+	if (pid == 0) {
+		sigset_t all;
+		int devnull = open("/dev/null", O_RDONLY);
+		sigemptyset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, NULL);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		execvp("nbdkit", argv);
+		fprintf(stderr, "iscsi-gw: exec nbdkit: %m\n");
+		_exit(127);
+	}
+	free(argv);
+	pl->pid = pid;
+	/* Wait for the socket to appear (nbdkit creates it when ready). */
+	for (int i = 0; i < 200; i++) {
+		struct stat st;
+		int status;
+		if (stat(pl->sock, &st) == 0)
+			return 0;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			pl->pid = 0;
+			igw_backend_error("nbdkit %s exited at start (status %d)",
+					  ni->plugin, status);
+			return -EIO;
+		}
+		usleep(25000);
+	}
+	igw_backend_error("nbdkit %s did not create its socket", ni->plugin);
+	return -ETIMEDOUT;
+}
+
+static void
+nbdkit_stop(struct nbd_handle_pool *pl)
+{
+	int status;
+
+	if (pl->pid > 0) {
+		kill(pl->pid, SIGTERM);
+		for (int i = 0; i < 100; i++) {
+			if (waitpid(pl->pid, &status, WNOHANG) == pl->pid) {
+				pl->pid = 0;
+				return;
+			}
+			usleep(20000);
+		}
+		kill(pl->pid, SIGKILL);
+		waitpid(pl->pid, &status, 0);
+		pl->pid = 0;
+	}
+}
+
+/* The child died: restart it (pool lock held). */
+static void
+nbdkit_check(struct nbd_handle_pool *pl)
+{
+	int status;
+
+	if (!pl->inst->nbdkit)
+		return;
+	if (pl->pid > 0 && waitpid(pl->pid, &status, WNOHANG) != pl->pid)
+		return;
+	pl->pid = 0;
+	if (nbdkit_start(pl) == 0)
+		fprintf(stderr, "iscsi-gw: nbdkit %s restarted\n",
+			pl->inst->plugin);
+}
+
+/* ---- connections ---- */
+
+/* Connect with a bound: libnbd's synchronous connect would wait for ever
+ * on a server that accepts and never answers. */
+static struct nbd_handle *
+connect_one(struct nbd_handle_pool *pl)
+{
+	struct nbd_handle *h = nbd_create();
+	unsigned limit = MAX(1u, MIN(pl->inst->reconnect_timeout, 10u));
+	struct timespec start, now;
+
+	if (!h)
+		return NULL;
+	nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION);
+	if (nbd_aio_connect_uri(h, pl->conn_uri) == -1)
+		goto fail;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!nbd_aio_is_ready(h)) {
+		struct pollfd pfd;
+		unsigned dir;
+		int ms, r;
+
+		if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h))
+			goto fail;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (int)(limit * 1000 - ((now.tv_sec - start.tv_sec) * 1000 +
+			   (now.tv_nsec - start.tv_nsec) / 1000000));
+		if (ms <= 0) {
+			igw_backend_error("%s: no answer in %u s", pl->conn_uri,
+					  limit);
+			nbd_close(h);
+			return NULL;
+		}
+		pfd.fd = nbd_aio_get_fd(h);
+		dir = nbd_aio_get_direction(h);
+		pfd.events = ((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
+			     ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0);
+		if (pfd.fd < 0)
+			goto fail;
+		r = poll(&pfd, 1, ms);
+		if (r < 0 && errno != EINTR)
+			goto fail;
+		if (r > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    nbd_aio_notify_read(h) == -1)
+			goto fail;
+		if (r > 0 && (pfd.revents & POLLOUT) &&
+		    nbd_aio_notify_write(h) == -1)
+			goto fail;
+	}
+	return h;
+fail:
+	igw_backend_error("%s: %s", pl->conn_uri, nbd_get_error());
+	nbd_close(h);
+	return NULL;
+}
+
+static bool
+dead(struct nbd_handle *h)
+{
+	return nbd_aio_is_closed(h) || nbd_aio_is_dead(h);
+}
+
+/* Borrow a connected handle; reconnects as needed within the timeout. */
+static int
+borrow(struct nbd_handle_pool *pl, unsigned *slot)
+{
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	pthread_mutex_lock(&pl->lock);
+	for (;;) {
+		for (unsigned i = 0; i < pl->n; i++) {
+			if (pl->busy[i])
+				continue;
+			if (pl->h[i] && dead(pl->h[i])) {
+				nbd_close(pl->h[i]);
+				pl->h[i] = NULL;
+			}
+			if (!pl->h[i]) {
+				struct nbd_handle *nh;
+				nbdkit_check(pl);
+				/* Connect without holding the pool. */
+				pl->busy[i] = true;
+				pthread_mutex_unlock(&pl->lock);
+				nh = connect_one(pl);
+				pthread_mutex_lock(&pl->lock);
+				pl->busy[i] = false;
+				pl->h[i] = nh;
+			}
+			if (pl->h[i]) {
+				pl->busy[i] = true;
+				*slot = i;
+				pthread_mutex_unlock(&pl->lock);
+				return 0;
+			}
+			/* Cannot connect now: wait and retry. */
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= (time_t)pl->inst->reconnect_timeout) {
+			pthread_mutex_unlock(&pl->lock);
+			return -ENOTCONN;
+		}
+		{
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 200000000;
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&pl->cond, &pl->lock, &until);
+		}
+	}
+}
+
+static void
+give_back(struct nbd_handle_pool *pl, unsigned slot)
+{
+	pthread_mutex_lock(&pl->lock);
+	pl->busy[slot] = false;
+	pthread_cond_signal(&pl->cond);
+	pthread_mutex_unlock(&pl->lock);
+}
+
+/* Errors that mean the connection, not the request, failed. */
+static bool
+conn_errno(int e)
+{
+	return e == ENOTCONN || e == ESHUTDOWN || e == EPIPE ||
+	       e == ECONNRESET || e == ECONNREFUSED || e == ETIMEDOUT;
+}
+
+/* Close a broken connection; the next borrow reconnects. */
+static void
+drop_handle(struct nbd_handle_pool *pl, unsigned slot)
+{
+	pthread_mutex_lock(&pl->lock);
+	if (pl->h[slot]) {
+		nbd_close(pl->h[slot]);
+		pl->h[slot] = NULL;
+	}
+	pthread_mutex_unlock(&pl->lock);
+}
+
+static void *
+nbd_open(void *p, int readonly)
+{
+	struct nbd_instance *ni = p;
+	struct nbd_handle_pool *pl = calloc(1, sizeof *pl);
+	struct nbd_handle *h;
+
+	if (!pl)
+		return NULL;
+	pl->inst = ni;
+	pl->readonly = readonly;
+	pthread_mutex_init(&pl->lock, NULL);
+	pthread_cond_init(&pl->cond, NULL);
+	if (ni->nbdkit) {
+		char tmpl[] = "/tmp/iscsi-gw-nbdkit.XXXXXX";
+		int r;
+		if (!mkdtemp(tmpl))
+			goto err;
+		pl->sockdir = strdup(tmpl);
+		if (asprintf(&pl->sock, "%s/sock", tmpl) < 0 ||
+		    asprintf(&pl->conn_uri, "nbd+unix:///?socket=%s", pl->sock) < 0)
+			goto err;
+		r = nbdkit_start(pl);
+		if (r < 0) {
+			errno = -r;
+			goto err;
+		}
+	} else {
+		pl->conn_uri = strdup(ni->uri);
+	}
+	h = connect_one(pl);
+	if (!h) {
+		errno = ENOTCONN;
+		goto err;
+	}
+	pl->size = nbd_get_size(h);
+	pl->write = !readonly && nbd_is_read_only(h) == 0;
+	pl->flush = nbd_can_flush(h) == 1;
+	pl->fua = nbd_can_fua(h) == 1;
+	pl->trim = nbd_can_trim(h) == 1;
+	pl->zero = nbd_can_zero(h) == 1;
+	pl->extents = nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+	pl->multi_conn = nbd_can_multi_conn(h) == 1;
+	if (pl->size < 0) {
+		igw_backend_error("%s: %s", pl->conn_uri, nbd_get_error());
+		nbd_close(h);
+		errno = EIO;
+		goto err;
+	}
+	/* Without multi-conn a flush on one connection need not cover the
+	 * writes of another: one connection then. */
+	pl->n = pl->multi_conn ? ni->connections : 1;
+	pl->h[0] = h;
+	return pl;
+err:
+	{
+		int e = errno ? errno : EIO;
+		nbdkit_stop(pl);
+		if (pl->sock)
+			unlink(pl->sock);
+		if (pl->sockdir)
+			rmdir(pl->sockdir);
+		free(pl->sock);
+		free(pl->sockdir);
+		free(pl->conn_uri);
+		free(pl);
+		errno = e;
+	}
+	return NULL;
+}
+
+static void
+nbd_close_pool(void *p)
+{
+	struct nbd_handle_pool *pl = p;
+
+	for (unsigned i = 0; i < MAX_CONNS; i++)
+		if (pl->h[i]) {
+			if (!dead(pl->h[i]))
+				nbd_shutdown(pl->h[i], 0);
+			nbd_close(pl->h[i]);
+		}
+	nbdkit_stop(pl);
+	if (pl->sock)
+		unlink(pl->sock);
+	if (pl->sockdir)
+		rmdir(pl->sockdir);
+	free(pl->sock);
+	free(pl->sockdir);
+	free(pl->conn_uri);
+	pthread_mutex_destroy(&pl->lock);
+	pthread_cond_destroy(&pl->cond);
+	free(pl);
+}
+
+static int64_t
+nbd_get_size_cb(void *p)
+{
+	return ((struct nbd_handle_pool *)p)->size;
+}
+
+#define CAN(name, field)                                                      \
+	static int name(void *p)                                              \
+	{                                                                     \
+		return ((struct nbd_handle_pool *)p)->field;                  \
+	}
+CAN(nbd_can_write_cb, write)
+CAN(nbd_can_flush_cb, flush)
+CAN(nbd_can_fua_cb, fua)
+CAN(nbd_can_trim_cb, trim)
+CAN(nbd_can_zero_cb, zero)
+CAN(nbd_can_extents_cb, extents)
+CAN(nbd_can_multi_conn_cb, multi_conn)
+
+/* Run one NBD call with a borrowed handle; a connection that died during
+ * the call is retried on a fresh one until reconnect_timeout. */
+#define WITH_HANDLE(pl, call)                                                 \
+	({                                                                    \
+		int _r;                                                       \
+		struct timespec _t0, _t1;                                     \
+		clock_gettime(CLOCK_MONOTONIC, &_t0);                         \
+		for (;;) {                                                    \
+			unsigned slot;                                        \
+			struct nbd_handle *h;                                 \
+			_r = borrow(pl, &slot);                               \
+			if (_r < 0)                                           \
+				break;                                        \
+			h = (pl)->h[slot];                                    \
+			_r = (call);                                          \
+			if (_r == -1) {                                       \
+				int e = nbd_get_errno();                      \
+				bool gone = dead(h) || conn_errno(e);         \
+				igw_backend_error("%s", nbd_get_error());     \
+				if (gone)                                     \
+					drop_handle(pl, slot);                \
+				give_back(pl, slot);                          \
+				clock_gettime(CLOCK_MONOTONIC, &_t1);         \
+				if (gone && _t1.tv_sec - _t0.tv_sec <         \
+				    (time_t)(pl)->inst->reconnect_timeout)    \
+					continue;                             \
+				_r = gone ? -ENOTCONN : -(e ? e : EIO);       \
+				break;                                        \
+			}                                                     \
+			give_back(pl, slot);                                  \
+			_r = 0;                                               \
+			break;                                                \
+		}                                                             \
+		_r;                                                           \
+	})
+
+static int
+nbd_pread_cb(void *p, void *buf, uint32_t count, uint64_t offset,
+	     uint32_t flags)
+{
+	struct nbd_handle_pool *pl = p;
+
+	return WITH_HANDLE(pl, nbd_pread(h, buf, count, offset, 0));
+}
+
+static int
+nbd_pwrite_cb(void *p, const void *buf, uint32_t count, uint64_t offset,
+	      uint32_t flags)
+{
+	struct nbd_handle_pool *pl = p;
+	uint32_t f = (flags & IGW_FLAG_FUA) ? LIBNBD_CMD_FLAG_FUA : 0;
+
+	return WITH_HANDLE(pl, nbd_pwrite(h, buf, count, offset, f));
+}
+
+static int
+nbd_flush_cb(void *p, uint64_t count, uint64_t offset, uint32_t flags)
+{
+	struct nbd_handle_pool *pl = p;
+
+	return WITH_HANDLE(pl, nbd_flush(h, 0));
+}
+
+static int
+nbd_trim_cb(void *p, uint64_t count, uint64_t offset, uint32_t flags)
+{
+	struct nbd_handle_pool *pl = p;
+	uint32_t f = (flags & IGW_FLAG_FUA) && pl->fua ? LIBNBD_CMD_FLAG_FUA : 0;
+	int r = 0;
+
+	while (count > 0 && r == 0) {
+		uint64_t n = MIN(count, 1u << 30);
+		r = WITH_HANDLE(pl, nbd_trim(h, n, offset, f));
+		count -= n;
+		offset += n;
+	}
+	return r;
+}
+
+static int
+nbd_zero_cb(void *p, uint64_t count, uint64_t offset, uint32_t flags)
+{
+	struct nbd_handle_pool *pl = p;
+	uint32_t f = ((flags & IGW_FLAG_FUA) && pl->fua ? LIBNBD_CMD_FLAG_FUA : 0) |
+		     ((flags & IGW_FLAG_MAY_TRIM) ? 0 : LIBNBD_CMD_FLAG_NO_HOLE);
+	int r = 0;
+
+	while (count > 0 && r == 0) {
+		uint64_t n = MIN(count, 1u << 30);
+		r = WITH_HANDLE(pl, nbd_zero(h, n, offset, f));
+		count -= n;
+		offset += n;
+	}
+	return r;
+}
+
+struct extent_ctx {
+	uint64_t run;
+	int allocated;
+	bool got;
+};
+
+static int
+extent_cb(void *user_data, const char *metacontext, uint64_t offset,
+	  uint32_t *entries, size_t nr_entries, int *error)
+{
+	struct extent_ctx *x = user_data;
+
+	if (strcmp(metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) || x->got ||
+	    nr_entries < 2)
+		return 0;
+	x->run = entries[0];
+	/* NBD_STATE_HOLE (1): not allocated. */
+	x->allocated = !(entries[1] & LIBNBD_STATE_HOLE);
+	x->got = true;
+	return 0;
+}
+
+static int
+nbd_extents_cb(void *p, uint64_t count, uint64_t offset, uint64_t *run_len,
+	       int *allocated)
+{
+	struct nbd_handle_pool *pl = p;
+	struct extent_ctx x = { 0 };
+	int r;
+
+	count = MIN(count, (uint64_t)1 << 31);
+	r = WITH_HANDLE(pl, nbd_block_status(h, count, offset,
+			(nbd_extent_callback){ .callback = extent_cb,
+					       .user_data = &x }, 0));
+	if (r < 0)
+		return r;
+	*run_len = x.got ? MIN(x.run, count) : count;
+	*allocated = x.got ? x.allocated : 1;
+	return 0;
+}
+
+static struct igw_backend nbd_backend = {
+	.name = "nbd",
+	.description = "an NBD export, through libnbd",
+	.instance_new = nbd_instance_new,
+	.config = nbd_config,
+	.config_complete = nbd_config_complete,
+	.open = nbd_open,
+	.close = nbd_close_pool,
+	.instance_free = nbd_instance_free,
+	.get_size = nbd_get_size_cb,
+	.can_write = nbd_can_write_cb,
+	.can_flush = nbd_can_flush_cb,
+	.can_fua = nbd_can_fua_cb,
+	.can_trim = nbd_can_trim_cb,
+	.can_zero = nbd_can_zero_cb,
+	.can_extents = nbd_can_extents_cb,
+	.can_multi_conn = nbd_can_multi_conn_cb,
+	.pread = nbd_pread_cb,
+	.pwrite = nbd_pwrite_cb,
+	.flush = nbd_flush_cb,
+	.trim = nbd_trim_cb,
+	.zero = nbd_zero_cb,
+	.extents = nbd_extents_cb,
+};
+
+IGW_REGISTER_BACKEND(nbd_backend, IGW_THREAD_MODEL_PARALLEL)
+
+static struct igw_backend nbdkit_backend = {
+	.name = "nbdkit",
+	.description = "an nbdkit plugin chain run by the gateway",
+	.instance_new = nbdkit_instance_new,
+	.config = nbd_config,
+	.config_complete = nbd_config_complete,
+	.open = nbd_open,
+	.close = nbd_close_pool,
+	.instance_free = nbd_instance_free,
+	.get_size = nbd_get_size_cb,
+	.can_write = nbd_can_write_cb,
+	.can_flush = nbd_can_flush_cb,
+	.can_fua = nbd_can_fua_cb,
+	.can_trim = nbd_can_trim_cb,
+	.can_zero = nbd_can_zero_cb,
+	.can_extents = nbd_can_extents_cb,
+	.can_multi_conn = nbd_can_multi_conn_cb,
+	.pread = nbd_pread_cb,
+	.pwrite = nbd_pwrite_cb,
+	.flush = nbd_flush_cb,
+	.trim = nbd_trim_cb,
+	.zero = nbd_zero_cb,
+	.extents = nbd_extents_cb,
+};
+
+IGW_REGISTER_BACKEND(nbdkit_backend, IGW_THREAD_MODEL_PARALLEL)
