@@ -81,7 +81,7 @@ assert took < 5, "8 one-second reads took %.1f s: serialised" % took
 print("ok: 8 delayed reads overlapped (%.1f s)" % took)
 PY
 
-# Kill the gateway's nbdkit for LUN 1 in the middle of a copy.
+# Kill the gateway's nbdkit for LUN 1 during a copy (or just after it).
 head -c 25165824 /dev/urandom > "$TMP/in.raw"
 qemu-img convert -n -f raw -O raw "$TMP/in.raw" $url/1 &
 qpid=$!
@@ -90,6 +90,10 @@ kitpid=$(pgrep -f "nbdkit.*file=$TMP/kit.img" | head -1)
 [ -n "$kitpid" ] || fail "no nbdkit child found"
 kill -9 $kitpid
 wait $qpid || fail "qemu-img failed across the nbdkit restart"
+# Read it all back through the gateway: if the copy finished before the
+# kill, this is what meets the dead server and restarts it.
+qemu-img convert -f raw -O raw $url/1 "$TMP/back.raw" || fail "read back after the kill"
+head -c 25165824 "$TMP/back.raw" | cmp - "$TMP/in.raw" || fail "data read back differs"
 head -c 25165824 "$TMP/kit.img" | cmp - "$TMP/in.raw" || fail "data differs after the restart"
 grep -q "nbdkit file restarted" "$GW_LOG" || fail "no restart in the log"
 echo "ok: nbdkit restarted mid-copy, data intact"
