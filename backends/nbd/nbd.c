@@ -740,29 +740,17 @@ static struct igw_backend nbd_backend = {
 
 IGW_REGISTER_BACKEND(nbd_backend, IGW_THREAD_MODEL_PARALLEL)
 
-static struct igw_backend nbdkit_backend = {
-	.name = "nbdkit",
-	.description = "an nbdkit plugin chain run by the gateway",
-	.instance_new = nbdkit_instance_new,
-	.config = nbd_config,
-	.config_complete = nbd_config_complete,
-	.open = nbd_open,
-	.close = nbd_close_pool,
-	.instance_free = nbd_instance_free,
-	.get_size = nbd_get_size_cb,
-	.can_write = nbd_can_write_cb,
-	.can_flush = nbd_can_flush_cb,
-	.can_fua = nbd_can_fua_cb,
-	.can_trim = nbd_can_trim_cb,
-	.can_zero = nbd_can_zero_cb,
-	.can_extents = nbd_can_extents_cb,
-	.can_multi_conn = nbd_can_multi_conn_cb,
-	.pread = nbd_pread_cb,
-	.pwrite = nbd_pwrite_cb,
-	.flush = nbd_flush_cb,
-	.trim = nbd_trim_cb,
-	.zero = nbd_zero_cb,
-	.extents = nbd_extents_cb,
-};
+/* "nbdkit" is "nbd" with a server of its own: the same calls, another
+ * name and an instance that starts nbdkit. */
+const struct igw_backend *igw_backend_get_nbdkit_backend(void);
+const struct igw_backend *
+igw_backend_get_nbdkit_backend(void)
+{
+	static struct igw_backend b;
 
-IGW_REGISTER_BACKEND(nbdkit_backend, IGW_THREAD_MODEL_PARALLEL)
+	b = *igw_backend_get_nbd_backend();
+	b.name = "nbdkit";
+	b.description = "an nbdkit plugin chain run by the gateway";
+	b.instance_new = nbdkit_instance_new;
+	return &b;
+}
