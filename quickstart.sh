@@ -12,7 +12,7 @@ SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config
-	libjansson-dev libaio-dev libssl-dev libnbd-dev perl"
+	libjansson-dev libaio-dev libssl-dev libnbd-dev libfuse3-dev fuse3 perl"
 TEST_DEPS="libiscsi-bin libiscsi-dev qemu-utils qemu-block-extra python3 nbdkit
 	clang libclang-rt-14-dev iproute2
 	valgrind procps"

@@ -20,6 +20,7 @@ const struct igw_backend *igw_backend_get_blockdev_backend(void);
 #ifdef HAVE_LIBNBD
 const struct igw_backend *igw_backend_get_nbd_backend(void);
 const struct igw_backend *igw_backend_get_nbdkit_backend(void);
+const struct igw_backend *igw_backend_get_qemu_nbd_backend(void);
 #endif
 
 static const struct {
@@ -32,6 +33,7 @@ static const struct {
 #ifdef HAVE_LIBNBD
 	{ .name = "nbd", .get = igw_backend_get_nbd_backend },
 	{ .name = "nbdkit", .get = igw_backend_get_nbdkit_backend },
+	{ .name = "qemu-nbd", .get = igw_backend_get_qemu_nbd_backend },
 #endif
 };
 

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,13 +27,82 @@ fnv1a(const char *s, uint64_t h)
 	return h;
 }
 
+/* Open l's backend (type, keys) and take its geometry: the part of a
+ * LUN's set-up shared by map LUNs and per-initiator instances.  On error
+ * the cause is in backend_last_error() or errno. */
+static int
+lun_open(struct lun *l, const char *type, const struct conf_kv *keys,
+	 size_t nkeys, bool read_only, bool block_size_set)
+{
+	int64_t size;
+	int r;
+
+	backend_clear_error();
+	l->be = backend_new(type);
+	if (!l->be)
+		return -1;
+	for (size_t i = 0; i < nkeys; i++)
+		if (backend_config(l->be, keys[i].key, keys[i].value) < 0)
+			return -1;
+	if (backend_config_complete(l->be) < 0)
+		return -1;
+	r = backend_open(l->be, read_only);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	/* A device's own logical block size wins when the map gave none;
+	 * a smaller one than the device's cannot work. */
+	if (l->be->pref_logical == 4096 && !block_size_set) {
+		l->block_size = 4096;
+		l->block_shift = 12;
+	}
+	if (l->be->pref_logical > l->block_size) {
+		igw_backend_error("the device has %u-byte logical blocks: block_size %u cannot be served",
+				  l->be->pref_logical, l->block_size);
+		return -1;
+	}
+	size = backend_get_size(l->be);
+	if (size < 0) {
+		igw_backend_error("get_size: %s", strerror((int)-size));
+		return -1;
+	}
+	l->nblocks = (uint64_t)size >> l->block_shift;
+	if (l->nblocks == 0) {
+		igw_backend_error("backend is smaller than one %u-byte block",
+				  l->block_size);
+		return -1;
+	}
+	if ((uint64_t)size % l->block_size)
+		log_warn("%s: size %" PRId64 " is not a multiple of %u; the last %"
+			 PRIu64 " bytes are not served", l->pointer, size,
+			 l->block_size, (uint64_t)size % l->block_size);
+	if (!read_only && !l->be->can_write)
+		l->read_only = true;
+	/* A volatile cache that cannot be flushed is not offered. */
+	if (!l->be->can_flush)
+		l->wce = 0;
+	return 0;
+}
+
+/* NAA 3 designator and serial number from a stable name. */
+static void
+lun_identity(struct lun *l, const char *idname, const char *serial)
+{
+	/* NAA 3: locally assigned, 60 bits from the name. */
+	l->naa = (3ULL << 60) | (fnv1a(idname, 0xcbf29ce484222325ULL) >> 4);
+	if (serial)
+		snprintf(l->serial, sizeof l->serial, "%s", serial);
+	else
+		snprintf(l->serial, sizeof l->serial, "%016" PRIx64,
+			 fnv1a(idname, 0x84222325cbf29ce4ULL));
+}
+
 static struct lun *
 lun_new(struct target *t, const struct conf_lun *cl)
 {
 	struct lun *l = calloc(1, sizeof *l);
 	char idbuf[300];
-	int64_t size;
-	int r;
 
 	if (!l)
 		return NULL;
@@ -45,62 +115,16 @@ lun_new(struct target *t, const struct conf_lun *cl)
 	l->thin = cl->thin;
 	l->wce = cl->write_cache;
 	pthread_rwlock_init(&l->write_lock, NULL);
-
-	backend_clear_error();
-	l->be = backend_new(cl->backend_type);
-	if (!l->be)
-		goto fail;
-	for (size_t i = 0; i < cl->nbkeys; i++)
-		if (backend_config(l->be, cl->bkeys[i].key, cl->bkeys[i].value) < 0)
-			goto fail;
-	if (backend_config_complete(l->be) < 0)
-		goto fail;
-	r = backend_open(l->be, cl->read_only);
-	if (r < 0) {
-		errno = -r;
-		goto fail;
-	}
-	/* A device's own logical block size wins when the map gave none;
-	 * a smaller one than the device's cannot work. */
-	if (l->be->pref_logical == 4096 && !cl->block_size_set) {
-		l->block_size = 4096;
-		l->block_shift = 12;
-	}
-	if (l->be->pref_logical > l->block_size) {
-		igw_backend_error("the device has %u-byte logical blocks: block_size %u cannot be served",
-				  l->be->pref_logical, l->block_size);
-		goto fail;
-	}
-	size = backend_get_size(l->be);
-	if (size < 0) {
-		igw_backend_error("get_size: %s", strerror((int)-size));
-		goto fail;
-	}
-	l->nblocks = (uint64_t)size >> l->block_shift;
-	if (l->nblocks == 0) {
-		igw_backend_error("backend is smaller than one %u-byte block",
-				  l->block_size);
-		goto fail;
-	}
-	if ((uint64_t)size % l->block_size)
-		log_warn("%s: size %" PRId64 " is not a multiple of %u; the last %"
-			 PRIu64 " bytes are not served", l->pointer, size,
-			 l->block_size, (uint64_t)size % l->block_size);
-	if (!cl->read_only && !l->be->can_write)
-		l->read_only = true;
-	/* A volatile cache that cannot be flushed is not offered. */
-	if (!l->be->can_flush)
-		l->wce = 0;
-
 	snprintf(idbuf, sizeof idbuf, "%s/%u", t->name, l->id);
-	/* NAA 3: locally assigned, 60 bits from the target name and LUN. */
-	l->naa = (3ULL << 60) | (fnv1a(idbuf, 0xcbf29ce484222325ULL) >>
-				 4);
-	if (cl->serial)
-		snprintf(l->serial, sizeof l->serial, "%s", cl->serial);
-	else
-		snprintf(l->serial, sizeof l->serial, "%016" PRIx64,
-			 fnv1a(idbuf, 0x84222325cbf29ce4ULL));
+	lun_identity(l, idbuf, cl->serial);
+	if (cl->pi) {
+		/* A template: each initiator's image opens at its login. */
+		l->pi = cl->pi;
+		return l;
+	}
+	if (lun_open(l, cl->backend_type, cl->bkeys, cl->nbkeys, cl->read_only,
+		     cl->block_size_set) < 0)
+		goto fail;
 	return l;
 fail:
 	log_error("%s: %s", cl->pointer,
@@ -113,14 +137,68 @@ fail:
 	return NULL;
 }
 
-static void
+struct lun *
+lun_instance_new(struct lun *tmpl, const char *initiator, const char *type,
+		 const struct conf_kv *keys, size_t nkeys)
+{
+	struct lun *l = calloc(1, sizeof *l);
+	char idbuf[600];
+	int e;
+
+	if (!l)
+		return NULL;
+	l->id = tmpl->id;
+	l->index = tmpl->index;
+	l->target = tmpl->target;
+	l->tmpl = tmpl;
+	l->initiator = strdup(initiator);
+	if (asprintf(&l->pointer, "%s (image of %s)", tmpl->pointer,
+		     initiator) < 0)
+		l->pointer = NULL;
+	l->block_size = tmpl->block_size;
+	l->block_shift = tmpl->block_shift;
+	l->read_only = tmpl->read_only;
+	l->thin = tmpl->thin;
+	l->wce = tmpl->wce;
+	pthread_rwlock_init(&l->write_lock, NULL);
+	if (!l->initiator || !l->pointer) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	/* Each image is a disk of its own to the initiator's OS. */
+	snprintf(idbuf, sizeof idbuf, "%s/%u/%s", tmpl->target->name, l->id,
+		 initiator);
+	for (char *p = idbuf; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	lun_identity(l, idbuf, NULL);
+	if (lun_open(l, type, keys, nkeys, tmpl->read_only,
+		     tmpl->block_size == 4096) < 0)
+		goto fail;
+	if (pr_lun_init(l, NULL) < 0)
+		goto fail;
+	return l;
+fail:
+	e = errno;
+	if (l->be)
+		backend_free(l->be);
+	pthread_rwlock_destroy(&l->write_lock);
+	free(l->initiator);
+	free(l->pointer);
+	free(l);
+	errno = e;
+	return NULL;
+}
+
+void
 lun_free(struct lun *l)
 {
 	if (!l)
 		return;
-	backend_free(l->be);
+	if (l->be)
+		backend_free(l->be);
 	pr_lun_free(l);
 	pthread_rwlock_destroy(&l->write_lock);
+	free(l->initiator);
 	free(l->pointer);
 	free(l);
 }
@@ -140,6 +218,8 @@ lunmap_new(const struct conf *c)
 
 	if (!m)
 		return NULL;
+	if (c->state_dir && !(m->state_dir = strdup(c->state_dir)))
+		goto fail;
 	m->targets = calloc(c->ntargets + 1, sizeof *m->targets);
 	if (!m->targets)
 		goto fail;
@@ -167,6 +247,10 @@ lunmap_new(const struct conf *c)
 			if (!l)
 				goto fail;
 			t->luns[t->nluns++] = l;
+			if (l->pi) {
+				t->npi++;
+				continue;
+			}
 			/* Reservations, restored from state_dir (APTPL). */
 			if (pr_lun_init(l, c->state_dir) < 0)
 				goto fail;
@@ -199,6 +283,7 @@ lunmap_free(struct lunmap *m)
 		free(t);
 	}
 	free(m->targets);
+	free(m->state_dir);
 	free(m);
 }
 

@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 #include "conf/conf.h"
+#include "metrics.h"
 
 struct backend;
 
@@ -18,8 +19,14 @@ struct lun {
 	unsigned id;			/* LUN number 0..16383 */
 	unsigned index;			/* position in target->luns */
 	struct target *target;
-	struct backend *be;
+	struct backend *be;		/* NULL for a per-initiator template */
 	char *pointer;			/* JSON pointer, for log lines */
+	/* Per-initiator images (images.c): a template has pi set and no
+	 * backend; each initiator's instance is a LUN of its own with the
+	 * same id and index, tmpl pointing back and initiator its owner. */
+	const struct conf_pi *pi;
+	struct lun *tmpl;
+	char *initiator;
 	/* Geometry and identity: read-only once initialised. */
 	uint32_t block_size;
 	uint32_t block_shift;
@@ -41,6 +48,7 @@ struct lun {
 	/* IO counters, atomic. */
 	uint64_t stat_reads, stat_writes, stat_read_bytes, stat_write_bytes;
 	uint64_t stat_errors;
+	struct lun_metrics metrics;	/* latency histograms, atomic */
 };
 
 struct target {
@@ -53,11 +61,13 @@ struct target {
 	uint16_t tpgt;
 	struct lun **luns;		/* sorted by id */
 	size_t nluns;
+	size_t npi;			/* how many are per-initiator templates */
 };
 
 struct lunmap {
 	struct target **targets;
 	size_t ntargets;
+	char *state_dir;		/* NULL when the map has none */
 };
 
 /* Open every backend of c.  On error logs it, returns NULL. */
@@ -66,5 +76,12 @@ void lunmap_free(struct lunmap *m);
 struct target *lunmap_find_target(struct lunmap *m, const char *name);
 struct lun *target_find_lun(struct target *t, unsigned id);
 bool target_allows(const struct target *t, const char *initiator);
+/* Open a per-initiator instance of template tmpl: backend type and keys
+ * as a conf would give them.  Any thread.  NULL on error, with the cause
+ * in backend_last_error() (or errno). */
+struct lun *lun_instance_new(struct lun *tmpl, const char *initiator,
+			     const char *type, const struct conf_kv *keys,
+			     size_t nkeys);
+void lun_free(struct lun *l);
 
 #endif

@@ -27,6 +27,11 @@
 #include "log.h"
 #include "io/io.h"
 #include "iscsi/iscsi.h"
+#include "control.h"
+#include "fuse/fuse-view.h"
+#include "cli.h"
+#include "images.h"
+#include "images-store.h"
 
 /* The embedded default: one 1 GiB sparse-file LUN on the loopback portal.
  * "@DIR@" is replaced by the default state folder. */
@@ -47,18 +52,26 @@ usage(FILE *f)
 	fprintf(f,
 "Usage: iscsi-gw serve [--config FILE] [-D AREA=1]... [--port PORT]\n"
 "       iscsi-gw check --config FILE\n"
+"       iscsi-gw status --config FILE [--json]\n"
+"       iscsi-gw images list|reset|delete|commit --config FILE [--target T]\n"
+"                [--lun N] [--initiator I] [--output FILE] [--json]\n"
 "       iscsi-gw --version | --help\n"
 "\n"
 "A userspace iSCSI target.  'serve' runs in the foreground and logs to\n"
 "stderr until SIGTERM or SIGINT; without --config it serves a built-in map:\n"
 "a 1 GiB sparse file LUN on 127.0.0.1:3260 (--port changes the port).\n"
 "'check' verifies a map and names the JSON pointer of any bad key.\n"
+"'status' asks the running daemon, through the map's control_socket,\n"
+"for its sessions and LUN counters (--json: the daemon's JSON as it is).\n"
+"'images' lists and manages per-initiator images (state_dir).\n"
 "\n"
 "Options:\n"
 "  -c, --config FILE   the JSON LUN map (see iscsi-gw.json(5))\n"
 "  -D, --debug AREA=1  debug output: iscsi.login, iscsi.pdu, scsi, io, conf, all\n"
 "  -p, --port PORT     with the built-in map: the port to listen on\n"
 "  -v, --verbose       more messages\n"
+"      --json          status, images list: JSON output\n"
+"      --target T, --lun N, --initiator I, --output FILE: see 'images'\n"
 "  -V, --version       print the version and exit\n"
 "  -h, --help          this text\n"
 "\n"
@@ -197,6 +210,7 @@ static void
 tick(void *opaque)
 {
 	conn_tick(opaque);
+	control_tick();
 	if (the_sig->stopping && iscsi_shutdown_poll())
 		evloop_stop(the_sig->loop);
 }
@@ -234,6 +248,10 @@ cmd_serve(const char *path, unsigned port)
 	if (!m)
 		goto out;
 	nexus_seen_load(c->state_dir);
+	images_init(m);
+	/* Mounting needs root: before any privilege drop. */
+	if (fuse_view_start(c, m) < 0)
+		goto out;
 	loop = evloop_new();
 	if (!loop) {
 		log_error("event loop: %m");
@@ -250,6 +268,12 @@ cmd_serve(const char *path, unsigned port)
 		io_pool_stop();
 		goto out;
 	}
+	/* The control socket exists before any privilege drop. */
+	if (control_start(c, loop) < 0) {
+		iscsi_stop_listening();
+		io_pool_stop();
+		goto out;
+	}
 	evloop_set_tick(loop, tick, NULL);
 	if (c->user && drop_privileges(c->user) < 0) {
 		iscsi_stop_listening();
@@ -260,6 +284,13 @@ cmd_serve(const char *path, unsigned port)
 		struct target *t = m->targets[i];
 		for (size_t k = 0; k < t->nluns; k++) {
 			struct lun *l = t->luns[k];
+			if (l->pi) {
+				log_info("%s LUN %u: per-initiator %s images, policy %s",
+					 t->name, l->id, image_kind_name(l->pi),
+					 l->pi->policy == PI_KEEP ? "keep" :
+					 l->pi->policy == PI_RESET ? "reset" : "delete");
+				continue;
+			}
 			log_info("%s LUN %u: %s, %llu blocks of %u bytes%s%s%s",
 				 t->name, l->id, l->be->ops.name,
 				 (unsigned long long)l->nblocks, l->block_size,
@@ -289,17 +320,17 @@ cmd_serve(const char *path, unsigned port)
 out:
 	if (sh.ev.fd > 0)
 		close(sh.ev.fd);
+	control_stop();		/* its clients are on the loop */
 	evloop_free(loop);
 	nexus_seen_free();
+	images_shutdown();	/* after the pool: it ran every release */
+	fuse_view_stop();	/* before the LUNs it serves are closed */
 	lunmap_free(m);
 	conf_free(c);
 	return rc;
 }
 
-struct cli {
-	const char *config;
-	unsigned port;
-};
+/* struct cli: see cli.h. */
 
 /* Parse options; returns -1 to go on, else an exit status. */
 static int
@@ -312,6 +343,12 @@ parse_opts(int argc, char **argv, const char *optstring, struct cli *cli)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "target", required_argument, NULL, 'T' },
+		{ "lun", required_argument, NULL, 'L' },
+		{ "initiator", required_argument, NULL, 'I' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "size", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
@@ -339,6 +376,32 @@ parse_opts(int argc, char **argv, const char *optstring, struct cli *cli)
 		case 'v':
 			log_verbose++;
 			break;
+		case 'j':
+			cli->json = true;
+			break;
+		case 'T':
+			cli->target = optarg;
+			break;
+		case 'L': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v > 16383) {
+				fprintf(stderr, "iscsi-gw: --lun: '%s' is not a LUN (0..16383)\n",
+					optarg);
+				return 2;
+			}
+			cli->lun = (int)v;
+			break;
+		}
+		case 'I':
+			cli->initiator = optarg;
+			break;
+		case 'o':
+			cli->output = optarg;
+			break;
+		case 's':
+			cli->size = optarg;
+			break;
 		case 'V':
 			printf("iscsi-gw %s\n", PACKAGE_VERSION);
 			return 0;
@@ -356,32 +419,44 @@ parse_opts(int argc, char **argv, const char *optstring, struct cli *cli)
 int
 main(int argc, char **argv)
 {
-	struct cli cli = { 0 };
+	struct cli cli = { .lun = -1 };
 	const char *cmd;
 	int r;
 
 	log_init(false);
 	/* Options may come before and after the subcommand. */
-	r = parse_opts(argc, argv, "+c:D:p:vVh", &cli);
+	r = parse_opts(argc, argv, "+c:D:p:vVhjT:L:I:o:s:", &cli);
 	if (r >= 0)
 		return r;
 	if (optind >= argc) {
 		usage(stderr);
 		return 2;
 	}
-	cmd = argv[optind++];
-	r = parse_opts(argc, argv, "c:D:p:vVh", &cli);
+	cmd = argv[optind];
+	/* The rest parsed afresh (optind 0 resets getopt), the command
+	 * standing in for argv[0]: options and words may mix. */
+	argc -= optind;
+	argv += optind;
+	optind = 0;
+	r = parse_opts(argc, argv, "c:D:p:vVhjT:L:I:o:s:", &cli);
 	if (r >= 0)
 		return r;
-	if (optind < argc) {
-		fprintf(stderr, "iscsi-gw: unexpected argument '%s'\n", argv[optind]);
+	/* Words after the command (getopt moved them to the end). */
+	cli.args = argv + optind;
+	cli.nargs = argc - optind;
+	if (!strcmp(cmd, "images"))
+		return cmd_images(&cli);
+	if (cli.nargs) {
+		fprintf(stderr, "iscsi-gw: unexpected argument '%s'\n", cli.args[0]);
 		return 2;
 	}
 	if (!strcmp(cmd, "serve"))
 		return cmd_serve(cli.config, cli.port);
 	if (!strcmp(cmd, "check"))
 		return cmd_check(cli.config);
-	fprintf(stderr, "iscsi-gw: unknown command '%s' (serve, check)\n", cmd);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(&cli);
+	fprintf(stderr, "iscsi-gw: unknown command '%s' (serve, check, status, images)\n", cmd);
 	usage(stderr);
 	return 2;
 }

@@ -13,6 +13,7 @@ write_map "$TMP/good.json" 3260 '{ "lun": 0, "backend": { "type": "memory", "siz
 "$ISCSI_GW" check --config "$TMP/good.json" | grep -q OK || fail "good map refused"
 "$ISCSI_GW" check --config "$SRCDIR/etc/iscsi-gw.json" >/dev/null || fail "etc/iscsi-gw.json refused"
 "$ISCSI_GW" check --config "$SRCDIR/etc/minimal.json" >/dev/null || fail "etc/minimal.json refused"
+"$ISCSI_GW" check --config "$SRCDIR/etc/per-initiator.json" >/dev/null || fail "etc/per-initiator.json refused"
 
 # bad_map POINTER JSON-LUNS [TOP]: check must fail naming POINTER.
 bad_map() {

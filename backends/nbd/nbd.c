@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -47,7 +48,10 @@
 
 struct nbd_instance {
 	bool nbdkit;			/* type nbdkit: we run the server */
+	bool qemu;			/* type qemu-nbd: we run qemu-nbd */
 	char *uri;
+	char *path;			/* qemu-nbd: the image */
+	char *format;			/* qemu-nbd: its format */
 	char *plugin;
 	char **args;			/* plugin key=value */
 	size_t nargs;
@@ -100,6 +104,27 @@ nbdkit_instance_new(void)
 	return nbd_instance_new_common(true);
 }
 
+static void *
+qemu_instance_new(void)
+{
+	struct nbd_instance *ni = nbd_instance_new_common(false);
+
+	if (ni) {
+		ni->qemu = true;
+		/* qemu-nbd offers multi-conn for read-only exports only:
+		 * one connection carries everything. */
+		ni->connections = 1;
+	}
+	return ni;
+}
+
+/* The name of the server we run, for messages. */
+static const char *
+server_name(const struct nbd_instance *ni)
+{
+	return ni->qemu ? "qemu-nbd" : "nbdkit";
+}
+
 static void
 strv_free(char **v, size_t n)
 {
@@ -116,6 +141,8 @@ nbd_instance_free(void *p)
 	if (!ni)
 		return;
 	free(ni->uri);
+	free(ni->path);
+	free(ni->format);
 	free(ni->plugin);
 	strv_free(ni->args, ni->nargs);
 	strv_free(ni->filters, ni->nfilters);
@@ -163,7 +190,22 @@ nbd_config(void *p, const char *key, const char *value)
 		return parse_uint(key, value, 1, MAX_CONNS, &ni->connections);
 	if (!strcmp(key, "reconnect_timeout"))
 		return parse_uint(key, value, 0, 3600, &ni->reconnect_timeout);
-	if (!ni->nbdkit && !strcmp(key, "uri")) {
+	if (ni->qemu && !strcmp(key, "path")) {
+		free(ni->path);
+		ni->path = strdup(value);
+		return ni->path ? 0 : -ENOMEM;
+	}
+	if (ni->qemu && !strcmp(key, "format")) {
+		if (!*value || strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789") !=
+		    strlen(value)) {
+			igw_backend_error("'format' must be a qemu image format such as qcow2, raw or vmdk");
+			return -EINVAL;
+		}
+		free(ni->format);
+		ni->format = strdup(value);
+		return ni->format ? 0 : -ENOMEM;
+	}
+	if (!ni->nbdkit && !ni->qemu && !strcmp(key, "uri")) {
 		if (strncmp(value, "nbd://", 6) && strncmp(value, "nbds://", 7) &&
 		    strncmp(value, "nbd+unix://", 11) &&
 		    strncmp(value, "nbds+unix://", 12)) {
@@ -196,7 +238,7 @@ nbd_config(void *p, const char *key, const char *value)
 		return strv_add(&ni->filters, &ni->nfilters, value);
 	}
 	igw_backend_error("unknown key '%s' for backend type %s", key,
-			  ni->nbdkit ? "nbdkit" : "nbd");
+			  ni->nbdkit || ni->qemu ? server_name(ni) : "nbd");
 	return -EINVAL;
 }
 
@@ -205,6 +247,17 @@ nbd_config_complete(void *p)
 {
 	struct nbd_instance *ni = p;
 
+	if (ni->qemu) {
+		if (!ni->path) {
+			igw_backend_error("'path' is required for backend type qemu-nbd");
+			return -EINVAL;
+		}
+		if (!ni->format) {
+			igw_backend_error("'format' is required for backend type qemu-nbd (qemu-nbd must not guess it)");
+			return -EINVAL;
+		}
+		return 0;
+	}
 	if (!ni->nbdkit && !ni->uri) {
 		igw_backend_error("'uri' is required for backend type nbd");
 		return -EINVAL;
@@ -222,13 +275,39 @@ static int
 nbdkit_start(struct nbd_handle_pool *pl)
 {
 	struct nbd_instance *ni = pl->inst;
-	size_t argc = 0, max = 10 + 2 * ni->nfilters + ni->nargs;
+	size_t argc = 0, max = 12 + 2 * ni->nfilters + ni->nargs;
 	char **argv = calloc(max, sizeof *argv);
+	char *sockopt = NULL, *fmtopt = NULL;
 	pid_t pid;
 
 	if (!argv)
 		return -ENOMEM;
 	unlink(pl->sock);
+	if (ni->qemu) {
+		/* One qemu-nbd owns the image; our connections share it.
+		 * cache=writeback: NBD flush and FUA reach the disk with
+		 * fdatasync, so write_cache/SYNCHRONIZE CACHE keep their
+		 * meaning. */
+		if (asprintf(&sockopt, "--socket=%s", pl->sock) < 0 ||
+		    asprintf(&fmtopt, "--format=%s", ni->format) < 0) {
+			free(argv);
+			free(sockopt);
+			return -ENOMEM;
+		}
+		argv[argc++] = "qemu-nbd";
+		argv[argc++] = sockopt;
+		argv[argc++] = fmtopt;
+		argv[argc++] = "--persistent";
+		argv[argc++] = "--shared=16";
+		argv[argc++] = "--cache=writeback";
+		argv[argc++] = "--aio=threads";
+		argv[argc++] = "--discard=unmap";
+		if (pl->readonly)
+			argv[argc++] = "--read-only";
+		argv[argc++] = ni->path;
+		argv[argc] = NULL;
+		goto spawn;
+	}
 	argv[argc++] = "nbdkit";
 	argv[argc++] = "--exit-with-parent";
 	argv[argc++] = "--foreground";
@@ -244,10 +323,13 @@ nbdkit_start(struct nbd_handle_pool *pl)
 	for (size_t i = 0; i < ni->nargs; i++)
 		argv[argc++] = ni->args[i];
 	argv[argc] = NULL;
+spawn:
 	pid = fork();
 	if (pid < 0) {
 		int e = errno;
 		free(argv);
+		free(sockopt);
+		free(fmtopt);
 		return -e;
 	}
 	if (pid == 0) {
@@ -257,11 +339,15 @@ nbdkit_start(struct nbd_handle_pool *pl)
 		pthread_sigmask(SIG_SETMASK, &all, NULL);
 		if (devnull >= 0)
 			dup2(devnull, 0);
-		execvp("nbdkit", argv);
-		fprintf(stderr, "iscsi-gw: exec nbdkit: %m\n");
+		/* qemu-nbd has no --exit-with-parent: the kernel tells it. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		execvp(argv[0], argv);
+		fprintf(stderr, "iscsi-gw: exec %s: %m\n", argv[0]);
 		_exit(127);
 	}
 	free(argv);
+	free(sockopt);
+	free(fmtopt);
 	pl->pid = pid;
 	/* Wait for the socket to appear (nbdkit creates it when ready). */
 	for (int i = 0; i < 200; i++) {
@@ -271,13 +357,15 @@ nbdkit_start(struct nbd_handle_pool *pl)
 			return 0;
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			pl->pid = 0;
-			igw_backend_error("nbdkit %s exited at start (status %d)",
-					  ni->plugin, status);
+			igw_backend_error("%s %s exited at start (status %d)",
+					  server_name(ni),
+					  ni->qemu ? ni->path : ni->plugin, status);
 			return -EIO;
 		}
 		usleep(25000);
 	}
-	igw_backend_error("nbdkit %s did not create its socket", ni->plugin);
+	igw_backend_error("%s %s did not create its socket", server_name(ni),
+			  ni->qemu ? ni->path : ni->plugin);
 	return -ETIMEDOUT;
 }
 
@@ -307,14 +395,15 @@ nbdkit_check(struct nbd_handle_pool *pl)
 {
 	int status;
 
-	if (!pl->inst->nbdkit)
+	if (!pl->inst->nbdkit && !pl->inst->qemu)
 		return;
 	if (pl->pid > 0 && waitpid(pl->pid, &status, WNOHANG) != pl->pid)
 		return;
 	pl->pid = 0;
 	if (nbdkit_start(pl) == 0)
-		fprintf(stderr, "iscsi-gw: nbdkit %s restarted\n",
-			pl->inst->plugin);
+		fprintf(stderr, "iscsi-gw: %s %s restarted\n",
+			server_name(pl->inst),
+			pl->inst->qemu ? pl->inst->path : pl->inst->plugin);
 }
 
 /* ---- connections ---- */
@@ -475,7 +564,7 @@ nbd_open(void *p, int readonly)
 	pl->readonly = readonly;
 	pthread_mutex_init(&pl->lock, NULL);
 	pthread_cond_init(&pl->cond, NULL);
-	if (ni->nbdkit) {
+	if (ni->nbdkit || ni->qemu) {
 		char tmpl[] = "/tmp/iscsi-gw-nbdkit.XXXXXX";
 		int r;
 		if (!mkdtemp(tmpl))
@@ -752,5 +841,20 @@ igw_backend_get_nbdkit_backend(void)
 	b.name = "nbdkit";
 	b.description = "an nbdkit plugin chain run by the gateway";
 	b.instance_new = nbdkit_instance_new;
+	return &b;
+}
+
+/* "qemu-nbd": an image in any format qemu reads (qcow2, vmdk, vhdx...)
+ * served by a qemu-nbd the gateway runs.  Per-initiator overlays use it. */
+const struct igw_backend *igw_backend_get_qemu_nbd_backend(void);
+const struct igw_backend *
+igw_backend_get_qemu_nbd_backend(void)
+{
+	static struct igw_backend b;
+
+	b = *igw_backend_get_nbd_backend();
+	b.name = "qemu-nbd";
+	b.description = "a disk image (qcow2, vmdk...) served by a qemu-nbd the gateway runs";
+	b.instance_new = qemu_instance_new;
 	return &b;
 }

@@ -32,6 +32,7 @@ struct ctx {
 	const char *label;
 	const char *base_dir;
 	const char *ptr_prefix;		/* JSON pointer of the object */
+	bool has_state_dir;
 };
 
 static int __attribute__((format(printf, 3, 4)))
@@ -276,10 +277,11 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 		return -1;
 	if (!backend_lookup(l->backend_type)) {
 		if (!strcmp(l->backend_type, "nbd") ||
-		    !strcmp(l->backend_type, "nbdkit"))
+		    !strcmp(l->backend_type, "nbdkit") ||
+		    !strcmp(l->backend_type, "qemu-nbd"))
 			return fail(cx, ptr, "backend type '%s' needs libnbd, which this build of iscsi-gw lacks",
 				    l->backend_type);
-		return fail(cx, ptr, "unknown backend type '%s' (known: file, memory, blockdev, nbd, nbdkit)",
+		return fail(cx, ptr, "unknown backend type '%s' (known: file, memory, blockdev, nbd, nbdkit, qemu-nbd)",
 			    l->backend_type);
 	}
 	l->bkeys = calloc(json_object_size(bj), sizeof *l->bkeys);
@@ -365,10 +367,185 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 }
 
 static const char *const lun_keys[] = {
-	"lun", "backend", "block_size", "read_only", "thin", "write_cache",
-	"serial", NULL
+	"lun", "backend", "per_initiator", "block_size", "read_only", "thin",
+	"write_cache", "serial", "fuse_writable", NULL
 };
-static const char *const lun_later[] = { "per_initiator", NULL };
+static const char *const lun_later[] = { NULL };
+
+static const char *const pi_keys[] = {
+	"kind", "golden", "golden_format", "size", "vg", "origin", "thin_pool",
+	"prefix", "policy", NULL
+};
+
+/* LVM's rule for VG and LV names: [A-Za-z0-9+_.-], not starting with
+ * '-', and never "." or "..". */
+static bool
+lvm_name_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max || s[0] == '-' || !strcmp(s, ".") ||
+	    !strcmp(s, ".."))
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("+_.-", *s))
+			return false;
+	return true;
+}
+
+/* "per_initiator": { "kind": "overlay"|"file"|"lvm", ... } */
+static int
+parse_per_initiator(struct ctx *cx, json_t *pj, const char *ptr,
+		    struct conf_lun *l)
+{
+	struct conf_pi *pi;
+	char *kind = NULL, *policy = NULL;
+	char kp[300];
+	json_t *v;
+	int r = -1;
+
+	if (!json_is_object(pj))
+		return fail(cx, ptr, "must be an object with 'kind'");
+	if (check_keys(cx, pj, ptr, pi_keys, NULL) < 0)
+		return -1;
+	pi = l->pi = calloc(1, sizeof *pi);
+	if (!pi)
+		return fail(cx, ptr, "out of memory");
+	snprintf(kp, sizeof kp, "%s/kind", ptr);
+	if (get_string(cx, pj, ptr, "kind", true, &kind) < 0)
+		goto out;
+	if (!strcmp(kind, "overlay"))
+		pi->kind = PI_OVERLAY;
+	else if (!strcmp(kind, "file"))
+		pi->kind = PI_FILE;
+	else if (!strcmp(kind, "lvm"))
+		pi->kind = PI_LVM;
+	else {
+		fail(cx, kp, "unknown kind '%s' (overlay, file, lvm)", kind);
+		goto out;
+	}
+	snprintf(kp, sizeof kp, "%s/policy", ptr);
+	if (get_string(cx, pj, ptr, "policy", false, &policy) < 0)
+		goto out;
+	if (!policy || !strcmp(policy, "keep"))
+		pi->policy = PI_KEEP;
+	else if (!strcmp(policy, "reset"))
+		pi->policy = PI_RESET;
+	else if (!strcmp(policy, "delete"))
+		pi->policy = PI_DELETE;
+	else {
+		fail(cx, kp, "unknown policy '%s' (keep, reset, delete)", policy);
+		goto out;
+	}
+	v = json_object_get(pj, "size");
+	snprintf(kp, sizeof kp, "%s/size", ptr);
+	if (v) {
+		if (json_is_integer(v) && json_integer_value(v) > 0)
+			pi->size = (uint64_t)json_integer_value(v);
+		else if (!json_is_string(v) ||
+			 parse_size(json_string_value(v), &pi->size) < 0 ||
+			 pi->size == 0) {
+			fail(cx, kp, "must be a size such as \"10G\" (K, M, G, T: powers of 1024)");
+			goto out;
+		}
+		if (pi->size % 4096) {
+			fail(cx, kp, "must be a multiple of 4096 bytes");
+			goto out;
+		}
+	}
+	if (get_string(cx, pj, ptr, "golden", false, &pi->golden) < 0 ||
+	    get_string(cx, pj, ptr, "golden_format", false, &pi->golden_format) < 0 ||
+	    get_string(cx, pj, ptr, "vg", false, &pi->vg) < 0 ||
+	    get_string(cx, pj, ptr, "origin", false, &pi->origin) < 0 ||
+	    get_string(cx, pj, ptr, "thin_pool", false, &pi->thin_pool) < 0 ||
+	    get_string(cx, pj, ptr, "prefix", false, &pi->prefix) < 0)
+		goto out;
+	switch (pi->kind) {
+	case PI_OVERLAY:
+		if (!pi->golden) {
+			fail(cx, ptr, "'golden' is required for kind overlay");
+			goto out;
+		}
+		{
+			char *abs = resolve_path(cx, pi->golden);
+			free(pi->golden);
+			pi->golden = abs;
+		}
+		if (!pi->golden_format)
+			pi->golden_format = strdup("raw");
+		if (strspn(pi->golden_format, "abcdefghijklmnopqrstuvwxyz0123456789") !=
+		    strlen(pi->golden_format)) {
+			snprintf(kp, sizeof kp, "%s/golden_format", ptr);
+			fail(cx, kp, "must be a qemu-img format name such as raw or qcow2");
+			goto out;
+		}
+		if (pi->size || pi->vg || pi->origin || pi->thin_pool || pi->prefix) {
+			fail(cx, ptr, "kind overlay takes 'golden' (and 'golden_format', 'policy') only: its size is the golden image's");
+			goto out;
+		}
+		break;
+	case PI_FILE:
+		if (!pi->size) {
+			fail(cx, ptr, "'size' is required for kind file");
+			goto out;
+		}
+		if (pi->golden || pi->golden_format || pi->vg || pi->origin ||
+		    pi->thin_pool || pi->prefix) {
+			fail(cx, ptr, "kind file takes 'size' (and 'policy') only");
+			goto out;
+		}
+		break;
+	case PI_LVM:
+		snprintf(kp, sizeof kp, "%s/vg", ptr);
+		if (!pi->vg) {
+			fail(cx, ptr, "'vg' is required for kind lvm");
+			goto out;
+		}
+		if (!lvm_name_ok(pi->vg, 127)) {
+			fail(cx, kp, "'%s' is not a volume group name", pi->vg);
+			goto out;
+		}
+		if (pi->origin && !lvm_name_ok(pi->origin, 127)) {
+			snprintf(kp, sizeof kp, "%s/origin", ptr);
+			fail(cx, kp, "'%s' is not a logical volume name", pi->origin);
+			goto out;
+		}
+		if (pi->thin_pool && !lvm_name_ok(pi->thin_pool, 127)) {
+			snprintf(kp, sizeof kp, "%s/thin_pool", ptr);
+			fail(cx, kp, "'%s' is not a logical volume name", pi->thin_pool);
+			goto out;
+		}
+		if (!pi->prefix)
+			pi->prefix = strdup("igw");
+		if (!lvm_name_ok(pi->prefix, 32)) {
+			snprintf(kp, sizeof kp, "%s/prefix", ptr);
+			fail(cx, kp, "must be up to 32 characters of A-Z a-z 0-9 + _ . -");
+			goto out;
+		}
+		if (pi->origin && pi->size) {
+			fail(cx, ptr, "kind lvm takes 'origin' (a thin snapshot) or 'size' (a fresh volume), not both");
+			goto out;
+		}
+		if (!pi->origin && !pi->size) {
+			fail(cx, ptr, "kind lvm needs 'origin' (with 'thin_pool') or 'size'");
+			goto out;
+		}
+		if (pi->origin && !pi->thin_pool) {
+			fail(cx, ptr, "'thin_pool' is required with 'origin': snapshots are thin snapshots");
+			goto out;
+		}
+		if (pi->golden || pi->golden_format) {
+			fail(cx, ptr, "kind lvm takes 'vg', 'origin', 'thin_pool', 'size', 'prefix' and 'policy'");
+			goto out;
+		}
+		break;
+	}
+	r = 0;
+out:
+	free(kind);
+	free(policy);
+	return r;
+}
 
 static int
 parse_lun(struct ctx *cx, json_t *lj, const char *ptr, struct conf_lun *l)
@@ -400,14 +577,24 @@ parse_lun(struct ctx *cx, json_t *lj, const char *ptr, struct conf_lun *l)
 	if (get_bool(cx, lj, ptr, "read_only", &l->read_only) < 0 ||
 	    get_bool(cx, lj, ptr, "thin", &l->thin) < 0 ||
 	    get_bool(cx, lj, ptr, "write_cache", &l->write_cache) < 0 ||
+	    get_bool(cx, lj, ptr, "fuse_writable", &l->fuse_writable) < 0 ||
 	    get_string(cx, lj, ptr, "serial", false, &l->serial) < 0)
 		return -1;
 	if (l->serial && strlen(l->serial) > 64)
 		return fail(cx, ptr, "'serial' is longer than 64 characters");
+	v = json_object_get(lj, "per_initiator");
+	if (v) {
+		if (json_object_get(lj, "backend"))
+			return fail(cx, ptr, "a LUN has 'backend' or 'per_initiator', not both");
+		if (!cx->has_state_dir)
+			return fail(cx, ptr, "'per_initiator' keeps images under 'state_dir', which the map does not set");
+		snprintf(p, sizeof p, "%s/per_initiator", ptr);
+		return parse_per_initiator(cx, v, p, l);
+	}
 	v = json_object_get(lj, "backend");
 	snprintf(p, sizeof p, "%s/backend", ptr);
 	if (!v)
-		return fail(cx, ptr, "'backend' is required");
+		return fail(cx, ptr, "'backend' (or 'per_initiator') is required");
 	return parse_backend(cx, v, p, l);
 }
 
@@ -562,11 +749,73 @@ parse_target(struct ctx *cx, json_t *tj, const char *ptr,
 
 static const char *const top_keys[] = {
 	"portals", "state_dir", "targets", "iscsi", "io_threads",
-	"discovery_chap", "discovery_mutual_chap", "user", NULL
+	"discovery_chap", "discovery_mutual_chap", "user", "control_socket",
+	"metrics", "fuse_mount", NULL
 };
-static const char *const top_later[] = {
-	"fuse_mount", "control_socket", NULL
-};
+static const char *const top_later[] = { NULL };
+
+/* "control_socket": a Unix socket path (relative to the map's folder);
+ * "metrics": "HOST:PORT" of the Prometheus endpoint (control.c). */
+static int
+parse_control(struct ctx *cx, json_t *root, struct conf *c)
+{
+	char host[256];
+	unsigned port;
+	json_t *v;
+
+	if (get_string(cx, root, "", "control_socket", false,
+		       &c->control_socket) < 0)
+		return -1;
+	if (c->control_socket) {
+		char *r = resolve_path(cx, c->control_socket);
+
+		free(c->control_socket);
+		c->control_socket = r;
+		if (!r)
+			return fail(cx, "/control_socket", "out of memory");
+		/* sockaddr_un.sun_path holds 108 bytes with the NUL. */
+		if (strlen(r) > 107)
+			return fail(cx, "/control_socket",
+				    "'%s' is longer than a Unix socket path may be (107 bytes)",
+				    r);
+	}
+	v = json_object_get(root, "metrics");
+	if (!v)
+		return 0;
+	if (!json_is_string(v) ||
+	    strlen(json_string_value(v)) != json_string_length(v) ||
+	    conf_parse_portal(json_string_value(v), host, sizeof host,
+			      &port) < 0)
+		return fail(cx, "/metrics",
+			    "must be \"HOST:PORT\" or \"[IPV6]:PORT\" (the Prometheus endpoint)");
+	c->metrics = strdup(json_string_value(v));
+	return c->metrics ? 0 : fail(cx, "/metrics", "out of memory");
+}
+
+/* "fuse_mount": the folder of the FUSE view (fuse/fuse-view.c), relative
+ * to the map's folder.  A build without libfuse3 refuses it here, so that
+ * `check` says so too. */
+static int
+parse_fuse_mount(struct ctx *cx, json_t *root, struct conf *c)
+{
+	if (get_string(cx, root, "", "fuse_mount", false, &c->fuse_mount) < 0)
+		return -1;
+	if (!c->fuse_mount)
+		return 0;
+#ifndef HAVE_FUSE3
+	return fail(cx, "/fuse_mount", "the FUSE view needs libfuse3, which this build of iscsi-gw lacks");
+#else
+	{
+		char *r = resolve_path(cx, c->fuse_mount);
+
+		free(c->fuse_mount);
+		c->fuse_mount = r;
+		if (!r)
+			return fail(cx, "/fuse_mount", "out of memory");
+	}
+	return 0;
+#endif
+}
 
 static int
 parse_top(struct ctx *cx, json_t *root, struct conf *c)
@@ -605,9 +854,14 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 		char *r = resolve_path(cx, c->state_dir);
 		free(c->state_dir);
 		c->state_dir = r;
+		cx->has_state_dir = true;
 	}
+	if (parse_fuse_mount(cx, root, c) < 0)
+		return -1;
 
 	if (get_string(cx, root, "", "user", false, &c->user) < 0)
+		return -1;
+	if (parse_control(cx, root, c) < 0)
 		return -1;
 	cx->ptr_prefix = "";
 	if (parse_chap(cx, root, "discovery_chap", &c->discovery_chap) < 0 ||
@@ -784,6 +1038,15 @@ conf_free(struct conf *c)
 			struct conf_lun *cl = &ct->luns[l];
 			free(cl->serial);
 			free(cl->backend_type);
+			if (cl->pi) {
+				free(cl->pi->golden);
+				free(cl->pi->golden_format);
+				free(cl->pi->vg);
+				free(cl->pi->origin);
+				free(cl->pi->thin_pool);
+				free(cl->pi->prefix);
+				free(cl->pi);
+			}
 			free(cl->pointer);
 			for (size_t k = 0; k < cl->nbkeys; k++) {
 				free(cl->bkeys[k].key);
@@ -795,9 +1058,12 @@ conf_free(struct conf *c)
 	}
 	free(c->targets);
 	free(c->user);
+	free(c->control_socket);
+	free(c->metrics);
 	conf_chap_free(c->discovery_chap);
 	conf_chap_free(c->discovery_mutual_chap);
 	free(c->state_dir);
+	free(c->fuse_mount);
 	free(c->path);
 	free(c);
 }

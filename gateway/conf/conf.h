@@ -15,6 +15,20 @@ struct conf_kv {
 	char *value;
 };
 
+/* "per_initiator": the LUN is a template; every initiator gets its own
+ * image (images.c). */
+enum conf_pi_kind { PI_OVERLAY, PI_FILE, PI_LVM };
+enum conf_pi_policy { PI_KEEP, PI_RESET, PI_DELETE };
+struct conf_pi {
+	enum conf_pi_kind kind;
+	enum conf_pi_policy policy;
+	char *golden;		/* overlay: absolute path of the golden image */
+	char *golden_format;	/* overlay: its format (raw, qcow2...) */
+	uint64_t size;		/* file, lvm fresh: bytes; 0 when not given */
+	char *vg, *origin, *thin_pool;	/* lvm */
+	char *prefix;		/* lvm: LV names start with it */
+};
+
 struct conf_lun {
 	unsigned lun;
 	uint32_t block_size;
@@ -22,8 +36,10 @@ struct conf_lun {
 	bool read_only;
 	bool thin;
 	bool write_cache;
+	bool fuse_writable;	/* the FUSE view may write it */
 	char *serial;		/* NULL: derived from target name and LUN */
-	char *backend_type;
+	char *backend_type;	/* NULL when per_initiator */
+	struct conf_pi *pi;	/* NULL unless per_initiator */
 	struct conf_kv *bkeys;	/* backend keys, as strings */
 	size_t nbkeys;
 	char *pointer;		/* "/targets/0/luns/1", for messages */
@@ -74,7 +90,10 @@ struct conf {
 	char **portals;
 	size_t nportals;
 	char *state_dir;
+	char *fuse_mount;	/* folder of the FUSE view; NULL: none */
 	char *user;		/* drop root to this user after start-up */
+	char *control_socket;	/* Unix socket for iscsi-gw status; NULL: none */
+	char *metrics;		/* "HOST:PORT" of /metrics; NULL: none */
 	struct conf_chap *discovery_chap;
 	struct conf_chap *discovery_mutual_chap;
 	unsigned io_threads;

@@ -240,6 +240,11 @@ task_done(struct scsi_cmd *cmd)
 		return;
 	}
 	t->state = TASK_DONE;
+	if (c->sess) {
+		c->sess->stat_commands++;
+		c->sess->stat_read_bytes += cmd->data_len;
+		c->sess->stat_write_bytes += t->received;
+	}
 	if (c->state == CONN_FFP || c->state == CONN_LOGOUT)
 		send_response(t);
 	task_retire(t);
@@ -338,7 +343,7 @@ cmd_scsi(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 	cmd->lun_raw = get_be64(bhs + 8);
 	lun = scsi_decode_lun(cmd->lun_raw);
 	cmd->lun_id = lun < 0 ? 0xffff : (unsigned)lun;
-	cmd->lun = lun < 0 ? NULL : target_find_lun(s->target, (unsigned)lun);
+	cmd->lun = lun < 0 ? NULL : session_lun(s, (unsigned)lun);
 	cmd->nexus = s->nexus;
 	cmd->loop = c->loop;
 	cmd->dir = (flags & 0x40 ? SCSI_DIR_READ : 0) |

@@ -68,7 +68,7 @@ conn_update_events(struct iscsi_conn *c)
 		return;
 	/* Stop reading while the window is full of our own work: a
 	 * connection cannot queue more than it is allowed. */
-	want_in = !c->draining && c->state != CONN_LOGOUT &&
+	want_in = !c->draining && !c->login_busy && c->state != CONN_LOGOUT &&
 		  c->ntasks < 2 * iscsi_g.conf->iscsi.queue_depth + 16 &&
 		  c->tx_bytes < (64u << 20);
 	/* EPOLLRDHUP only while reading: a half-closed peer would
@@ -564,7 +564,8 @@ conn_event(struct ev_handler *h, uint32_t events)
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 		/* Bounded work per wakeup keeps other connections served. */
 		for (int i = 0; i < 256 && c->state != CONN_CLOSED; i++) {
-			if (c->draining || c->state == CONN_LOGOUT)
+			if (c->draining || c->login_busy ||
+			    c->state == CONN_LOGOUT)
 				break;
 			if (rx_step(c) <= 0)
 				break;

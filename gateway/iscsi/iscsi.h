@@ -225,6 +225,7 @@ struct iscsi_conn {
 	enum conn_state state;
 	unsigned refs;
 	bool draining;			/* shutdown: no new commands */
+	bool login_busy;		/* login waits for image provisioning */
 	bool want_out;			/* EPOLLOUT registered */
 	char peer[80];			/* "ip:port", for logs */
 	char local_host[64];
@@ -291,6 +292,12 @@ struct iscsi_session {
 	struct iscsi_pdu_q *pending;	/* out-of-order commands */
 	unsigned npending;
 	struct scsi_nexus *nexus;
+	/* Per-initiator images, indexed like target->luns (NULL for the
+	 * target's ordinary LUNs); the session holds a reference on each. */
+	struct lun **pi;
+	/* SCSI commands answered and their data bytes (status, metrics);
+	 * folded into metrics.h's initiator totals by session_free. */
+	uint64_t stat_commands, stat_read_bytes, stat_write_bytes;
 };
 
 /* Global state of the iSCSI layer: set up by iscsi_start. */
@@ -354,6 +361,9 @@ void login_reject_oversize(struct iscsi_conn *c, const uint8_t *bhs);
 /* session.c */
 struct iscsi_session *session_new(struct iscsi_conn *c);
 void session_free(struct iscsi_session *s);
+/* The LUN a command of s addresses: the target's, or for a per-initiator
+ * template this initiator's image.  NULL: no such LUN. */
+struct lun *session_lun(struct iscsi_session *s, unsigned id);
 struct iscsi_session *session_find(const char *initiator, const uint8_t isid[6],
 				   struct target *t, bool discovery);
 uint16_t session_alloc_tsih(void);

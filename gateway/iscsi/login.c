@@ -15,6 +15,8 @@
 #include "chap.h"
 #include "conf/conf.h"
 #include "lunmap.h"
+#include "images.h"
+#include "io/io.h"
 #include "log.h"
 #include "util/util.h"
 
@@ -46,7 +48,26 @@ struct login_state {
 	struct iscsi_text out;		/* response text not yet sent */
 	uint32_t out_off;
 	uint8_t last_flags;		/* T/CSG/NSG for continuation replies */
+	/* Per-initiator images, provisioned on an IO worker before the
+	 * final login response; moved to the session by finish_login. */
+	struct iscsi_conn *conn;
+	struct io_job pi_job;
+	struct lun **pi;
+	bool pi_done;
+	uint16_t pi_status;
+	char pi_err[512];
 };
+
+static void
+release_images(struct iscsi_conn *c, struct lun **pi, const struct target *t)
+{
+	if (!pi)
+		return;
+	for (size_t i = 0; i < t->nluns; i++)
+		if (pi[i])
+			images_release_async(pi[i], c->loop);
+	free(pi);
+}
 
 void
 login_free(struct iscsi_conn *c)
@@ -55,6 +76,8 @@ login_free(struct iscsi_conn *c)
 
 	if (!ls)
 		return;
+	if (ls->pi)
+		release_images(c, ls->pi, ls->target);
 	free(ls->acc);
 	iscsi_text_free(&ls->out);
 	memset(&ls->chap_st, 0, sizeof ls->chap_st);
@@ -220,6 +243,8 @@ finish_login(struct iscsi_conn *c)
 	snprintf(s->initiator_alias, sizeof s->initiator_alias, "%s",
 		 ls->initiator_alias);
 	memcpy(s->isid, ls->isid, 6);
+	s->pi = ls->pi;
+	ls->pi = NULL;
 	s->tsih = session_alloc_tsih();
 	s->exp_cmd_sn = ls->cmdsn;
 	s->max_cmd_sn = ls->cmdsn - 1;
@@ -491,6 +516,79 @@ process_keys(struct iscsi_conn *c, unsigned csg)
  * login (§13.12), with C set while more follows; the initiator fetches
  * the rest with empty requests (§11.13.2).  The stage transition the
  * initiator asked for happens with the last piece only. */
+static void send_answer(struct iscsi_conn *c);
+
+/* IO worker: open (first creating) this initiator's image of each
+ * per-initiator LUN of the target. */
+static void
+provision_run(struct io_job *job)
+{
+	struct login_state *ls = container_of(job, struct login_state, pi_job);
+	const struct target *t = ls->target;
+
+	for (size_t i = 0; i < t->nluns; i++) {
+		if (!t->luns[i]->pi)
+			continue;
+		if (images_acquire(t->luns[i], ls->initiator, &ls->pi[i],
+				   &ls->pi_status, ls->pi_err,
+				   sizeof ls->pi_err) < 0) {
+			log_error("%s: image for %s: %s", t->luns[i]->pointer,
+				  ls->initiator, ls->pi_err);
+			for (size_t k = 0; k < i; k++)
+				if (ls->pi[k]) {
+					images_release(ls->pi[k]);
+					ls->pi[k] = NULL;
+				}
+			return;
+		}
+	}
+	ls->pi_status = LOGIN_OK;
+}
+
+/* Loop thread: provisioning is over. */
+static void
+provision_done(struct io_job *job)
+{
+	struct login_state *ls = container_of(job, struct login_state, pi_job);
+	struct iscsi_conn *c = ls->conn;
+
+	c->login_busy = false;
+	conn_put(c);
+	if (c->state == CONN_CLOSED)
+		return;		/* login_free releases the images */
+	conn_log_prefix(c);
+	if (ls->pi_status != LOGIN_OK) {
+		free(ls->pi);
+		ls->pi = NULL;
+		login_fail(c, ls->pi_status, ls->pi_err);
+		return;
+	}
+	ls->pi_done = true;
+	send_answer(c);
+	conn_update_events(c);
+}
+
+static void
+provision_start(struct iscsi_conn *c)
+{
+	struct login_state *ls = c->login;
+
+	ls->pi = calloc(ls->target->nluns + 1, sizeof *ls->pi);
+	if (!ls->pi) {
+		login_fail(c, LOGIN_OUT_OF_RESOURCES, "out of memory");
+		return;
+	}
+	ls->conn = c;
+	ls->pi_status = LOGIN_TARGET_ERROR;
+	ls->pi_job.fn = provision_run;
+	ls->pi_job.done = provision_done;
+	ls->pi_job.loop = c->loop;
+	c->login_busy = true;
+	conn_get(c);
+	conn_update_events(c);
+	io_submit(&ls->pi_job);
+}
+
 static void
 send_answer(struct iscsi_conn *c)
 {
@@ -503,6 +601,11 @@ send_answer(struct iscsi_conn *c)
 	if (!last) {
 		flags = (flags & ~0x80) | 0x40;	/* C, no transit yet */
 	} else if ((flags & 0x80) && (flags & 3) == 3) {
+		if (!ls->discovery && ls->target->npi && !ls->pi_done) {
+			/* Answered once the images are ready. */
+			provision_start(c);
+			return;
+		}
 		if (!finish_login(c))
 			return;
 	}

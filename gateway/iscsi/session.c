@@ -15,6 +15,8 @@
 #include "iscsi.h"
 #include "conf/conf.h"
 #include "lunmap.h"
+#include "images.h"
+#include "metrics.h"
 #include "log.h"
 #include "util/util.h"
 
@@ -44,6 +46,10 @@ session_free(struct iscsi_session *s)
 {
 	struct iscsi_pdu_q *q, *next;
 
+	if (!s->discovery && s->initiator[0])
+		metrics_initiator_retire(s->initiator, s->stat_commands,
+					 s->stat_read_bytes,
+					 s->stat_write_bytes);
 	for (struct iscsi_session **pp = &iscsi_g.sessions; *pp; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
@@ -55,7 +61,25 @@ session_free(struct iscsi_session *s)
 		free(q);
 	}
 	scsi_nexus_free(s->nexus);
+	if (s->pi) {
+		/* Closing an image can take a while (flush, qemu-nbd, LVM):
+		 * on an IO worker. */
+		for (size_t i = 0; s->target && i < s->target->nluns; i++)
+			if (s->pi[i])
+				images_release_async(s->pi[i], s->conn->loop);
+		free(s->pi);
+	}
 	free(s);
+}
+
+struct lun *
+session_lun(struct iscsi_session *s, unsigned id)
+{
+	struct lun *l = target_find_lun(s->target, id);
+
+	if (l && l->pi)
+		return s->pi ? s->pi[l->index] : NULL;
+	return l;
 }
 
 struct iscsi_session *

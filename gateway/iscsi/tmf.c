@@ -81,7 +81,7 @@ tmf_handle(struct iscsi_conn *c, uint8_t *bhs)
 	struct iscsi_session *s = c->sess;
 	int lun_id = scsi_decode_lun(get_be64(bhs + 8));
 	struct lun *lun = lun_id < 0 ? NULL :
-			  target_find_lun(s->target, (unsigned)lun_id);
+			  session_lun(s, (unsigned)lun_id);
 	struct iscsi_tmf *tmf = calloc(1, sizeof *tmf);
 	struct iscsi_task *t;
 

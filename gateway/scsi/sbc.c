@@ -300,6 +300,12 @@ io_done(struct io_job *job)
 		__atomic_add_fetch(&l->stat_write_bytes, cmd->length,
 				   __ATOMIC_RELAXED);
 	}
+	/* Latency from submission to completion, queueing in the pool
+	 * included; failed reads and writes count too. */
+	if (cmd->op == IO_READ || cmd->op == IO_WRITE)
+		metrics_observe(cmd->op == IO_READ ? &l->metrics.read :
+				&l->metrics.write,
+				metrics_now_ns() - cmd->start_ns);
 	free(cmd->op_buf);
 	cmd->op_buf = NULL;
 	scsi_cmd_complete(cmd);
@@ -313,6 +319,8 @@ submit(struct scsi_cmd *cmd, int op, uint64_t offset, uint32_t length,
 	cmd->offset = offset;
 	cmd->length = length;
 	cmd->flags = flags;
+	if (op == IO_READ || op == IO_WRITE)
+		cmd->start_ns = metrics_now_ns();
 	cmd->job.fn = io_run;
 	cmd->job.done = io_done;
 	cmd->job.loop = cmd->loop;

@@ -130,6 +130,7 @@ struct scsi_cmd {
 	int result;
 	uint8_t *op_buf;		/* parameter data built by a worker */
 	uint32_t op_len;
+	uint64_t start_ns;		/* submitted (metrics.h clock) */
 };
 
 /* Run a command.  cmd->done is always called, possibly before this

@@ -295,8 +295,52 @@ TEST(later_keys_not_supported)
 {
 	CHECK_BAD("{" PORTALS ", \"user\": 5, \"targets\": []}",
 		  "/", "'user' must be a non-empty string");
-	CHECK_BAD(MAP1("{\"lun\": 0, \"per_initiator\": {}, " MEM("1M") "}"),
-		  "/targets/0/luns/0", "key 'per_initiator' is not supported");
+}
+
+/* control_socket (a path, relative to the map's folder) and metrics
+ * ("HOST:PORT"): both optional, both refused by name when bad. */
+TEST(control_socket_and_metrics)
+{
+	char err[ERRSZ];
+	struct conf *c = load(MAP1(LUN(0)), err);
+
+	REQUIRE(c != NULL);
+	CHECK(c->control_socket == NULL);
+	CHECK(c->metrics == NULL);
+	conf_free(c);
+
+	c = load("{" PORTALS ", \"control_socket\": \"run/igw.sock\", "
+		 "\"metrics\": \"127.0.0.1:9480\", \"targets\": []}", err);
+	CHECK_EQ_STR(err, "");
+	REQUIRE(c != NULL);
+	CHECK_EQ_STR(c->control_socket, BASE "/run/igw.sock");
+	CHECK_EQ_STR(c->metrics, "127.0.0.1:9480");
+	conf_free(c);
+
+	c = load("{" PORTALS ", \"control_socket\": \"/run/igw.sock\", "
+		 "\"metrics\": \"[::1]:9480\", \"targets\": []}", err);
+	REQUIRE(c != NULL);
+	CHECK_EQ_STR(c->control_socket, "/run/igw.sock");
+	CHECK_EQ_STR(c->metrics, "[::1]:9480");
+	conf_free(c);
+
+	CHECK_BAD("{" PORTALS ", \"control_socket\": \"\", \"targets\": []}",
+		  "/", "'control_socket' must be a non-empty string");
+	CHECK_BAD("{" PORTALS ", \"control_socket\": 3, \"targets\": []}",
+		  "/", "'control_socket' must be a non-empty string");
+	CHECK_BAD("{" PORTALS ", \"control_socket\": \"/"
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaa\", \"targets\": []}",
+		  "/control_socket", "longer than a Unix socket path");
+	CHECK_BAD("{" PORTALS ", \"metrics\": \"nonsense\", \"targets\": []}",
+		  "/metrics", "must be \"HOST:PORT\"");
+	CHECK_BAD("{" PORTALS ", \"metrics\": 9480, \"targets\": []}",
+		  "/metrics", "must be \"HOST:PORT\"");
+	CHECK_BAD("{" PORTALS ", \"metrics\": \"h:99999\", \"targets\": []}",
+		  "/metrics", "must be \"HOST:PORT\"");
+	CHECK_BAD("{" PORTALS ", \"metrics\": \"\", \"targets\": []}",
+		  "/metrics", "must be \"HOST:PORT\"");
 }
 
 TEST(target_name_errors)
@@ -376,7 +420,7 @@ TEST(lun_errors)
 	CHECK_BAD(MAP1("{" MEM("1M") "}"), "/targets/0/luns/0",
 		  "'lun' is required");
 	CHECK_BAD(MAP1("{\"lun\": 0}"), "/targets/0/luns/0",
-		  "'backend' is required");
+		  "'backend' (or 'per_initiator') is required");
 	CHECK_BAD(MAP1(LUN(3) ", " LUN(4) ", " LUN(3)),
 		  "/targets/0/luns/2/lun",
 		  "LUN 3 is already used by /targets/0/luns/0");
@@ -408,7 +452,7 @@ TEST(backend_errors)
 		  "'path' is required for backend type blockdev");
 	CHECK_BAD(MAP1("{\"lun\": 0, \"backend\": {\"type\": \"ceph\"}}"),
 		  "/targets/0/luns/0/backend",
-		  "unknown backend type 'ceph' (known: file, memory, blockdev, nbd, nbdkit)");
+		  "unknown backend type 'ceph' (known: file, memory, blockdev, nbd, nbdkit, qemu-nbd)");
 	CHECK_BAD(MAP1("{\"lun\": 0, \"backend\": {\"size\": \"1M\"}}"),
 		  "/targets/0/luns/0/backend", "'type' is required");
 	CHECK_BAD(MAP1("{\"lun\": 0, \"backend\": \"memory\"}"),
@@ -626,6 +670,135 @@ TEST(parse_portal)
 		CHECK_EQ_INT(conf_parse_portal("[abcdefgh]:1", h, sizeof h, &p),
 			     -1);
 	}
+}
+
+/* fuse_mount (a folder, relative to the map's folder) and the per-LUN
+ * fuse_writable (default false).  A build without libfuse3 refuses
+ * fuse_mount by name. */
+TEST(fuse_mount_and_fuse_writable)
+{
+	char err[ERRSZ];
+	struct conf *c = load(MAP1(LUN(0)), err);
+
+	REQUIRE(c != NULL);
+	CHECK(c->fuse_mount == NULL);
+	CHECK_EQ_INT(c->targets[0].luns[0].fuse_writable, false);
+	conf_free(c);
+
+	c = load(MAP1("{\"lun\": 0, \"fuse_writable\": true, " MEM("1M") "}, "
+		      "{\"lun\": 1, \"fuse_writable\": false, " MEM("1M") "}, "
+		      "{\"lun\": 2, \"read_only\": true, "
+		      "\"fuse_writable\": true, " MEM("1M") "}"), err);
+	CHECK_EQ_STR(err, "");
+	REQUIRE(c != NULL);
+	REQUIRE(c->targets[0].nluns == 3);
+	CHECK_EQ_INT(c->targets[0].luns[0].fuse_writable, true);
+	CHECK_EQ_INT(c->targets[0].luns[1].fuse_writable, false);
+	/* Allowed; the view refuses writes with EROFS. */
+	CHECK_EQ_INT(c->targets[0].luns[2].fuse_writable, true);
+	conf_free(c);
+
+	CHECK_BAD(MAP1("{\"lun\": 0, \"fuse_writable\": 1, " MEM("1M") "}"),
+		  "/targets/0/luns/0", "'fuse_writable' must be true or false");
+	CHECK_BAD(MAP1("{\"lun\": 0, \"fuse_writable\": \"yes\", "
+		       MEM("1M") "}"),
+		  "/targets/0/luns/0", "'fuse_writable' must be true or false");
+	CHECK_BAD("{" PORTALS ", \"fuse_mount\": \"\", \"targets\": []}",
+		  "/", "'fuse_mount' must be a non-empty string");
+	CHECK_BAD("{" PORTALS ", \"fuse_mount\": true, \"targets\": []}",
+		  "/", "'fuse_mount' must be a non-empty string");
+#ifdef HAVE_FUSE3
+	c = load("{" PORTALS ", \"fuse_mount\": \"view\", \"targets\": []}",
+		 err);
+	CHECK_EQ_STR(err, "");
+	REQUIRE(c != NULL);
+	CHECK_EQ_STR(c->fuse_mount, BASE "/view");
+	conf_free(c);
+	c = load("{" PORTALS ", \"fuse_mount\": \"/mnt/igw\", \"targets\": []}",
+		 err);
+	REQUIRE(c != NULL);
+	CHECK_EQ_STR(c->fuse_mount, "/mnt/igw");
+	conf_free(c);
+	/* Comment keys next to it are ignored. */
+	c = load("{" PORTALS ", \"#fuse_mount\": \"a note\", "
+		 "\"fuse_mount\": \"v\", \"targets\": []}", err);
+	CHECK_EQ_STR(err, "");
+	CHECK(c != NULL);
+	conf_free(c);
+#else
+	CHECK_BAD("{" PORTALS ", \"fuse_mount\": \"view\", \"targets\": []}",
+		  "/fuse_mount", "needs libfuse3, which this build of iscsi-gw lacks");
+#endif
+}
+
+/* per_initiator: a LUN template; every refusal names its key. */
+#define PIMAP(pi) "{" PORTALS ", \"state_dir\": \"st\", \"targets\": [" \
+	TARGET("{\"lun\": 0, \"per_initiator\": " pi "}") "]}"
+TEST(per_initiator)
+{
+	char err[ERRSZ];
+	struct conf *c;
+
+	c = load(PIMAP("{\"kind\": \"overlay\", \"golden\": \"g.img\"}"), err);
+	CHECK_EQ_STR(err, "");
+	REQUIRE(c != NULL);
+	REQUIRE(c->targets[0].luns[0].pi != NULL);
+	CHECK(c->targets[0].luns[0].backend_type == NULL);
+	CHECK_EQ_INT(c->targets[0].luns[0].pi->kind, PI_OVERLAY);
+	CHECK_EQ_INT(c->targets[0].luns[0].pi->policy, PI_KEEP);
+	CHECK_EQ_STR(c->targets[0].luns[0].pi->golden, BASE "/g.img");
+	CHECK_EQ_STR(c->targets[0].luns[0].pi->golden_format, "raw");
+	conf_free(c);
+	c = load(PIMAP("{\"kind\": \"file\", \"size\": \"1G\", \"policy\": \"delete\"}"), err);
+	REQUIRE(c != NULL);
+	CHECK(c->targets[0].luns[0].pi->size == 1ULL << 30);
+	CHECK_EQ_INT(c->targets[0].luns[0].pi->policy, PI_DELETE);
+	conf_free(c);
+	c = load(PIMAP("{\"kind\": \"lvm\", \"vg\": \"vg0\", \"origin\": \"golden\", "
+		       "\"thin_pool\": \"pool0\", \"policy\": \"reset\"}"), err);
+	REQUIRE(c != NULL);
+	CHECK_EQ_STR(c->targets[0].luns[0].pi->prefix, "igw");
+	CHECK_EQ_INT(c->targets[0].luns[0].pi->policy, PI_RESET);
+	conf_free(c);
+	c = load(PIMAP("{\"kind\": \"lvm\", \"vg\": \"vg0\", \"size\": \"10G\"}"), err);
+	CHECK(c != NULL);
+	conf_free(c);
+
+	CHECK_BAD(MAP1("{\"lun\": 0, \"per_initiator\": {\"kind\": \"file\", \"size\": \"1G\"}}"),
+		  "/targets/0/luns/0", "'state_dir'");
+	CHECK_BAD(PIMAP("{\"kind\": \"clone\"}"),
+		  "/targets/0/luns/0/per_initiator/kind", "unknown kind 'clone'");
+	CHECK_BAD(PIMAP("{\"kind\": \"file\", \"size\": \"1G\", \"policy\": \"forever\"}"),
+		  "/targets/0/luns/0/per_initiator/policy", "unknown policy");
+	CHECK_BAD(PIMAP("{\"kind\": \"file\"}"),
+		  "/targets/0/luns/0/per_initiator", "'size' is required");
+	CHECK_BAD(PIMAP("{\"kind\": \"file\", \"size\": \"1X\"}"),
+		  "/targets/0/luns/0/per_initiator/size", "must be a size");
+	CHECK_BAD(PIMAP("{\"kind\": \"file\", \"size\": 1000}"),
+		  "/targets/0/luns/0/per_initiator/size", "multiple of 4096");
+	CHECK_BAD(PIMAP("{\"kind\": \"overlay\"}"),
+		  "/targets/0/luns/0/per_initiator", "'golden' is required");
+	CHECK_BAD(PIMAP("{\"kind\": \"overlay\", \"golden\": \"g\", \"size\": \"1G\"}"),
+		  "/targets/0/luns/0/per_initiator", "golden image's");
+	CHECK_BAD(PIMAP("{\"kind\": \"overlay\", \"golden\": \"g\", \"golden_format\": \"q;rm\"}"),
+		  "/targets/0/luns/0/per_initiator/golden_format", "format name");
+	CHECK_BAD(PIMAP("{\"kind\": \"lvm\", \"size\": \"1G\"}"),
+		  "/targets/0/luns/0/per_initiator", "'vg' is required");
+	CHECK_BAD(PIMAP("{\"kind\": \"lvm\", \"vg\": \"vg 0\", \"size\": \"1G\"}"),
+		  "/targets/0/luns/0/per_initiator/vg", "not a volume group name");
+	CHECK_BAD(PIMAP("{\"kind\": \"lvm\", \"vg\": \"-vg\", \"size\": \"1G\"}"),
+		  "/targets/0/luns/0/per_initiator/vg", "not a volume group name");
+	CHECK_BAD(PIMAP("{\"kind\": \"lvm\", \"vg\": \"vg0\", \"origin\": \"g\"}"),
+		  "/targets/0/luns/0/per_initiator", "'thin_pool' is required");
+	CHECK_BAD(PIMAP("{\"kind\": \"lvm\", \"vg\": \"vg0\"}"),
+		  "/targets/0/luns/0/per_initiator", "needs 'origin'");
+	CHECK_BAD(PIMAP("{\"kind\": \"lvm\", \"vg\": \"vg0\", \"size\": \"1G\", \"prefix\": \"a/b\"}"),
+		  "/targets/0/luns/0/per_initiator/prefix", "up to 32");
+	CHECK_BAD(PIMAP("{\"kind\": \"file\", \"size\": \"1G\", \"colour\": 1}"),
+		  "/targets/0/luns/0/per_initiator", "unknown key 'colour'");
+	CHECK_BAD("{" PORTALS ", \"state_dir\": \"st\", \"targets\": [" TARGET("{\"lun\": 0, "
+		  "\"per_initiator\": {\"kind\": \"file\", \"size\": \"1G\"}, " MEM("1M") "}") "]}",
+		  "/targets/0/luns/0", "not both");
 }
 
 int

@@ -1,0 +1,935 @@
+/* fuse-view.c: see fuse-view.h.  Modelled on libnbd's fuse/ (nbdfuse): a
+ * small read-mostly file system whose files are block devices' contents.
+ *
+ *   <fuse_mount>/
+ *     iqn.2026-11.org.example:disk1/      one folder per target (0755)
+ *       lun0                               nblocks * block_size bytes,
+ *                                          0400, or 0600 if writable
+ *       lun0.stats                         text, 0444, a snapshot taken
+ *       ...                                at open
+ *
+ * Design notes.
+ *
+ * - libfuse's high-level API (paths), FUSE_USE_VERSION 31.  The map is
+ *   fixed while the daemon runs, so the tables below are built once at
+ *   start and read-only afterwards; no lock guards them.
+ *
+ * - Our own request loop instead of fuse_loop_mt().  fuse_exit() only sets
+ *   a flag: threads blocked in read() on /dev/fuse stay blocked until the
+ *   next request, and a lazy unmount while a reader holds a file open
+ *   sends none, so shutdown could wait for that reader forever.  Here
+ *   each of FUSEV_THREADS threads polls the (non-blocking) /dev/fuse fd
+ *   and an eventfd; fuse_view_stop() writes the eventfd, joins the
+ *   threads, then fuse_unmount() closes /dev/fuse (the kernel aborts the
+ *   connection: requests still queued fail with ENOTCONN) and detaches
+ *   the mount (MNT_DETACH).  A request being served finishes first.
+ *   fuse_session_receive_buf/process_buf are the calls fuse_loop makes.
+ *
+ * - Data goes through backend_pread/backend_pwrite like SCSI commands
+ *   (scsi/sbc.c), but called on the view's threads rather than the IO
+ *   pool: the backend's thread-model lock (backend.c) is what bounds
+ *   concurrency, and the view needs no event loop for completions.
+ *   Backends opened with O_DIRECT want block-aligned buffers, offsets
+ *   and lengths, so every request is widened to whole blocks in an
+ *   aligned bounce buffer; a write that covers part of a block reads
+ *   that block first (read-modify-write).
+ *
+ * - Writes hold the LUN's write_lock shared, as SCSI writes do (sbc.c).
+ *   A read-modify-write holds it exclusively, as COMPARE AND WRITE does:
+ *   a SCSI write to the same block between our read and our write would
+ *   otherwise be undone.  With the LUN's write cache off (WCE 0), or the
+ *   file opened O_SYNC/O_DSYNC, writes carry IGW_FLAG_FUA; fsync() is a
+ *   backend flush.  Reads and writes count in the LUN's counters (the
+ *   same ones iSCSI IO counts in).
+ *
+ * - direct_io on every file: the kernel's page cache never answers a
+ *   read, so a read sees what an initiator wrote a moment ago.  Attribute
+ *   and entry timeouts are short (FUSEV_TIMEOUT).
+ *
+ * - Mounted without allow_other: only root (who mounts it) can enter.
+ *   default_permissions makes the kernel apply the mode bits; root
+ *   bypasses them, so open() checks writability itself: EACCES when the
+ *   map does not say "fuse_writable", EROFS when the LUN is read-only
+ *   (read_only, a backend that cannot write, or software write protect
+ *   set by MODE SELECT).
+ *
+ * - As on a block device, O_TRUNC is ignored and the size cannot change
+ *   (truncate to another size: EPERM); writing at or past the end gives
+ *   ENOSPC, a write that crosses the end is cut short.
+ */
+#define FUSE_USE_VERSION 31
+
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <mntent.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fuse.h>
+#include <fuse_lowlevel.h>
+
+#include "fuse-view.h"
+#include "conf/conf.h"
+#include "lunmap.h"
+#include "backend.h"
+#include "log.h"
+#include "util/util.h"
+
+#define FUSEV_THREADS 4
+#define FUSEV_TIMEOUT 1.0		/* seconds: attr and entry cache */
+#define FUSEV_CHUNK (1u << 20)		/* bytes per backend call */
+
+struct fusev_lun {
+	struct lun *lun;
+	bool fuse_writable;		/* "fuse_writable" in the map */
+	char name[16];			/* "lun<N>" */
+	char stats_name[24];		/* "lun<N>.stats" */
+};
+
+struct fusev_target {
+	struct target *t;
+	struct fusev_lun *luns;
+	size_t nluns;
+};
+
+/* Set up by fuse_view_start, read-only while the threads run. */
+static struct {
+	struct fuse *fuse;
+	char *mountpoint;
+	bool mounted;
+	int stop_fd;			/* eventfd: readable once stopping */
+	pthread_t threads[FUSEV_THREADS];
+	size_t nthreads;
+	struct fusev_target *targets;
+	size_t ntargets;
+	struct timespec start;		/* times of every file */
+	bool stopping;			/* atomic */
+	pthread_mutex_t open_lock;
+	struct fusev_handle *open;	/* open files, open_lock */
+} fv = { .stop_fd = -1, .open_lock = PTHREAD_MUTEX_INITIALIZER };
+
+enum fusev_kind { FV_ROOT, FV_TARGET, FV_LUN, FV_STATS };
+
+struct fusev_node {
+	enum fusev_kind kind;
+	struct fusev_target *t;
+	struct fusev_lun *fl;
+};
+
+/* An open file, in fuse_file_info.fh.  Also on the list of open files
+ * (fv.open, under fv.open_lock): a file still open when the view stops
+ * gets no release call, and is freed by fuse_view_stop. */
+struct fusev_handle {
+	struct fusev_handle *prev, *next;	/* fv.open_lock */
+	enum fusev_kind kind;
+	struct fusev_lun *fl;
+	bool sync;			/* opened O_SYNC or O_DSYNC */
+	size_t len;			/* FV_STATS: the snapshot */
+	char text[];
+};
+
+/* Path to node.  Names compare exactly (this is a file system), though
+ * iSCSI compares target names without case. */
+static int
+fusev_resolve(const char *path, struct fusev_node *n)
+{
+	const char *name, *slash;
+	size_t len;
+
+	memset(n, 0, sizeof *n);
+	if (path[0] != '/')
+		return -ENOENT;
+	path++;
+	if (!*path) {
+		n->kind = FV_ROOT;
+		return 0;
+	}
+	slash = strchr(path, '/');
+	len = slash ? (size_t)(slash - path) : strlen(path);
+	for (size_t i = 0; i < fv.ntargets && !n->t; i++) {
+		const char *tn = fv.targets[i].t->name;
+		if (strlen(tn) == len && !memcmp(tn, path, len))
+			n->t = &fv.targets[i];
+	}
+	if (!n->t)
+		return -ENOENT;
+	if (!slash || !slash[1]) {
+		n->kind = FV_TARGET;
+		return 0;
+	}
+	name = slash + 1;
+	for (size_t k = 0; k < n->t->nluns; k++) {
+		struct fusev_lun *fl = &n->t->luns[k];
+		if (!strcmp(name, fl->name)) {
+			n->kind = FV_LUN;
+			n->fl = fl;
+			return 0;
+		}
+		if (!strcmp(name, fl->stats_name)) {
+			n->kind = FV_STATS;
+			n->fl = fl;
+			return 0;
+		}
+	}
+	/* PER-INITIATOR IMAGES plug in here (and in fusev_readdir): a name
+	 * such as "lun<N>.<initiator key>" would resolve to the open
+	 * instance that images_foreach() (images.h) reports for this
+	 * target and LUN, with the same read/write paths as a LUN.
+	 * Templates (l->pi set, no backend) are left out of the tables. */
+	return -ENOENT;
+}
+
+static uint64_t
+fusev_lun_bytes(const struct lun *l)
+{
+	return l->nblocks << l->block_shift;
+}
+
+/* Writes are refused now (EROFS), whatever the map said. */
+static bool
+fusev_write_protected(struct lun *l)
+{
+	return l->read_only || !l->be->can_write ||
+	       __atomic_load_n(&l->swp, __ATOMIC_RELAXED);
+}
+
+static uint64_t
+fusev_ld(uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* The text of lun<N>.stats, "key value" per line.  Caller frees. */
+static char *
+fusev_stats_text(const struct fusev_lun *fl, size_t *len)
+{
+	struct lun *l = fl->lun;
+	char *s = NULL;
+	int n;
+
+	n = asprintf(&s,
+		     "target %s\n"
+		     "lun %u\n"
+		     "size %" PRIu64 "\n"
+		     "block_size %u\n"
+		     "backend %s\n"
+		     "read_only %s\n"
+		     "write_cache %s\n"
+		     "fuse_writable %s\n"
+		     "reads %" PRIu64 "\n"
+		     "writes %" PRIu64 "\n"
+		     "read_bytes %" PRIu64 "\n"
+		     "write_bytes %" PRIu64 "\n"
+		     "errors %" PRIu64 "\n",
+		     l->target->name, l->id, fusev_lun_bytes(l), l->block_size,
+		     l->be->ops.name,
+		     fusev_write_protected(l) ? "true" : "false",
+		     __atomic_load_n(&l->wce, __ATOMIC_RELAXED) ? "true" : "false",
+		     fl->fuse_writable ? "true" : "false",
+		     fusev_ld(&l->stat_reads), fusev_ld(&l->stat_writes),
+		     fusev_ld(&l->stat_read_bytes), fusev_ld(&l->stat_write_bytes),
+		     fusev_ld(&l->stat_errors));
+	if (n < 0)
+		return NULL;
+	*len = (size_t)n;
+	return s;
+}
+
+/* Per-IO errors: at most one log line a second for the whole view. */
+static void __attribute__((format(printf, 1, 2)))
+fusev_log_io_error(const char *fmt, ...)
+{
+	static time_t last;
+	time_t now = time(NULL), prev = __atomic_load_n(&last, __ATOMIC_RELAXED);
+	char msg[512];
+	va_list ap;
+
+	if (now == prev ||
+	    !__atomic_compare_exchange_n(&last, &prev, now, false,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	log_error("fuse: %s", msg);
+}
+
+static void
+fusev_fill_stat(const struct fusev_node *n, struct stat *st)
+{
+	memset(st, 0, sizeof *st);
+	st->st_uid = 0;
+	st->st_gid = 0;
+	st->st_atim = st->st_mtim = st->st_ctim = fv.start;
+	switch (n->kind) {
+	case FV_ROOT:
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2 + fv.ntargets;
+		break;
+	case FV_TARGET:
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		break;
+	case FV_LUN: {
+		struct lun *l = n->fl->lun;
+		bool w = n->fl->fuse_writable && !fusev_write_protected(l);
+		st->st_mode = S_IFREG | (w ? 0600 : 0400);
+		st->st_nlink = 1;
+		st->st_size = (off_t)fusev_lun_bytes(l);
+		/* The preferred IO size: tools (cat, cmp, cp) read this
+		 * much at once; one FUSE request carries up to 128 KiB. */
+		st->st_blksize = 128 * 1024;
+		st->st_blocks = (blkcnt_t)(fusev_lun_bytes(l) / 512);
+		break;
+	}
+	case FV_STATS: {
+		size_t len = 0;
+		char *s = fusev_stats_text(n->fl, &len);
+		free(s);
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)len;
+		break;
+	}
+	}
+}
+
+static int
+fusev_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	struct fusev_node n;
+	int r = fusev_resolve(path, &n);
+
+	if (r < 0)
+		return r;
+	fusev_fill_stat(&n, st);
+	return 0;
+}
+
+static int
+fusev_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+	      off_t offset, struct fuse_file_info *fi,
+	      enum fuse_readdir_flags flags)
+{
+	struct fusev_node n;
+	int r = fusev_resolve(path, &n);
+
+	if (r < 0)
+		return r;
+	if (n.kind != FV_ROOT && n.kind != FV_TARGET)
+		return -ENOTDIR;
+	filler(buf, ".", NULL, 0, 0);
+	filler(buf, "..", NULL, 0, 0);
+	if (n.kind == FV_ROOT) {
+		for (size_t i = 0; i < fv.ntargets; i++)
+			if (filler(buf, fv.targets[i].t->name, NULL, 0, 0))
+				break;
+		return 0;
+	}
+	for (size_t k = 0; k < n.t->nluns; k++) {
+		if (filler(buf, n.t->luns[k].name, NULL, 0, 0) ||
+		    filler(buf, n.t->luns[k].stats_name, NULL, 0, 0))
+			break;
+	}
+	/* PER-INITIATOR IMAGES: list each open instance of this target's
+	 * templates here (see fusev_resolve). */
+	return 0;
+}
+
+static int
+fusev_open(const char *path, struct fuse_file_info *fi)
+{
+	struct fusev_node n;
+	struct fusev_handle *h;
+	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
+	int r = fusev_resolve(path, &n);
+
+	if (r < 0)
+		return r;
+	switch (n.kind) {
+	case FV_ROOT:
+	case FV_TARGET:
+		return -EISDIR;
+	case FV_STATS: {
+		size_t len = 0;
+		char *s;
+
+		if (wr)
+			return -EACCES;
+		s = fusev_stats_text(n.fl, &len);
+		if (!s)
+			return -ENOMEM;
+		h = malloc(sizeof *h + len + 1);
+		if (!h) {
+			free(s);
+			return -ENOMEM;
+		}
+		memcpy(h->text, s, len + 1);
+		free(s);
+		h->len = len;
+		break;
+	}
+	case FV_LUN:
+		if (wr && !n.fl->fuse_writable)
+			return -EACCES;
+		if (wr && fusev_write_protected(n.fl->lun))
+			return -EROFS;
+		h = malloc(sizeof *h);
+		if (!h)
+			return -ENOMEM;
+		h->len = 0;
+		break;
+	default:
+		return -ENOENT;
+	}
+	h->kind = n.kind;
+	h->fl = n.fl;
+	h->sync = (fi->flags & (O_SYNC | O_DSYNC)) != 0;
+	pthread_mutex_lock(&fv.open_lock);
+	h->prev = NULL;
+	h->next = fv.open;
+	if (fv.open)
+		fv.open->prev = h;
+	fv.open = h;
+	pthread_mutex_unlock(&fv.open_lock);
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	return 0;
+}
+
+static int
+fusev_release(const char *path, struct fuse_file_info *fi)
+{
+	struct fusev_handle *h = (struct fusev_handle *)(uintptr_t)fi->fh;
+
+	pthread_mutex_lock(&fv.open_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fv.open = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fv.open_lock);
+	free(h);
+	return 0;
+}
+
+/* Bounce buffers are page-aligned for O_DIRECT backends. */
+static void *
+fusev_aligned(size_t n)
+{
+	void *p;
+
+	return posix_memalign(&p, 4096, (n + 4095) & ~(size_t)4095) ? NULL : p;
+}
+
+/* Read [off, off+size) of l, which lies inside the LUN and spans at most
+ * FUSEV_CHUNK bytes once widened to whole blocks. */
+static int
+fusev_read_span(struct lun *l, char *out, uint32_t size, uint64_t off)
+{
+	uint64_t bs = l->block_size;
+	uint64_t first = off & ~(bs - 1);
+	uint64_t end = (off + size + bs - 1) & ~(bs - 1);
+	uint8_t *b = fusev_aligned(end - first);
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	r = backend_pread(l->be, b, (uint32_t)(end - first), first);
+	if (r == 0)
+		memcpy(out, b + (off - first), size);
+	free(b);
+	return r;
+}
+
+static int
+fusev_write_span(struct fusev_handle *h, const char *in, uint32_t size,
+	       uint64_t off)
+{
+	struct lun *l = h->fl->lun;
+	uint64_t bs = l->block_size;
+	uint64_t first = off & ~(bs - 1);
+	uint64_t end = (off + size + bs - 1) & ~(bs - 1);
+	bool head = off != first, tail = off + size != end;
+	uint32_t flags = 0;
+	uint8_t *b = fusev_aligned(end - first);
+	int r = 0;
+
+	if (!b)
+		return -ENOMEM;
+	/* WCE off: stable before we answer, as SCSI writes (sbc.c). */
+	if (h->sync || !__atomic_load_n(&l->wce, __ATOMIC_RELAXED))
+		flags |= IGW_FLAG_FUA;
+	if (head || tail)
+		pthread_rwlock_wrlock(&l->write_lock);
+	else
+		pthread_rwlock_rdlock(&l->write_lock);
+	if (head)
+		r = backend_pread(l->be, b, (uint32_t)bs, first);
+	if (r == 0 && tail && (end - bs != first || !head))
+		r = backend_pread(l->be, b + (end - bs - first), (uint32_t)bs,
+				  end - bs);
+	if (r == 0) {
+		memcpy(b + (off - first), in, size);
+		r = backend_pwrite(l->be, b, (uint32_t)(end - first), first,
+				   flags);
+	}
+	pthread_rwlock_unlock(&l->write_lock);
+	free(b);
+	return r;
+}
+
+/* The largest piece starting at off whose block-widened span fits
+ * FUSEV_CHUNK. */
+static uint32_t
+fusev_piece(const struct lun *l, uint64_t off, size_t left)
+{
+	uint64_t head = off & (l->block_size - 1);
+
+	return (uint32_t)MIN(left, FUSEV_CHUNK - head - l->block_size);
+}
+
+static int
+fusev_read(const char *path, char *buf, size_t size, off_t offset,
+	   struct fuse_file_info *fi)
+{
+	struct fusev_handle *h = (struct fusev_handle *)(uintptr_t)fi->fh;
+	struct lun *l;
+	uint64_t devsz, off = (uint64_t)offset;
+	size_t done = 0;
+
+	if (offset < 0)
+		return -EINVAL;
+	if (h->kind == FV_STATS) {
+		if (off >= h->len)
+			return 0;
+		size = MIN(size, h->len - off);
+		memcpy(buf, h->text + off, size);
+		return (int)size;
+	}
+	l = h->fl->lun;
+	devsz = fusev_lun_bytes(l);
+	if (off >= devsz || size == 0)
+		return 0;
+	size = MIN(size, devsz - off);
+	while (done < size) {
+		uint32_t n = fusev_piece(l, off + done, size - done);
+		int r = fusev_read_span(l, buf + done, n, off + done);
+		if (r < 0) {
+			__atomic_add_fetch(&l->stat_errors, 1, __ATOMIC_RELAXED);
+			fusev_log_io_error("%s: read at byte %" PRIu64 ": %s",
+					   l->pointer, off + done, strerror(-r));
+			return r;
+		}
+		done += n;
+	}
+	__atomic_add_fetch(&l->stat_reads, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&l->stat_read_bytes, size, __ATOMIC_RELAXED);
+	return (int)size;
+}
+
+static int
+fusev_write(const char *path, const char *buf, size_t size, off_t offset,
+	    struct fuse_file_info *fi)
+{
+	struct fusev_handle *h = (struct fusev_handle *)(uintptr_t)fi->fh;
+	struct lun *l;
+	uint64_t devsz, off = (uint64_t)offset;
+	size_t done = 0;
+
+	if (offset < 0)
+		return -EINVAL;
+	if (h->kind != FV_LUN || !h->fl->fuse_writable)
+		return -EACCES;
+	l = h->fl->lun;
+	/* Write protection may have been set since open (MODE SELECT). */
+	if (fusev_write_protected(l))
+		return -EROFS;
+	devsz = fusev_lun_bytes(l);
+	if (size == 0)
+		return 0;
+	if (off >= devsz)
+		return -ENOSPC;
+	size = MIN(size, devsz - off);
+	while (done < size) {
+		uint32_t n = fusev_piece(l, off + done, size - done);
+		int r = fusev_write_span(h, buf + done, n, off + done);
+		if (r < 0) {
+			__atomic_add_fetch(&l->stat_errors, 1, __ATOMIC_RELAXED);
+			fusev_log_io_error("%s: write at byte %" PRIu64 ": %s",
+					   l->pointer, off + done, strerror(-r));
+			return r;
+		}
+		done += n;
+	}
+	__atomic_add_fetch(&l->stat_writes, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&l->stat_write_bytes, size, __ATOMIC_RELAXED);
+	return (int)size;
+}
+
+static int
+fusev_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	struct fusev_handle *h = (struct fusev_handle *)(uintptr_t)fi->fh;
+	struct lun *l;
+	int r;
+
+	if (h->kind != FV_LUN)
+		return 0;
+	l = h->fl->lun;
+	r = backend_flush(l->be, fusev_lun_bytes(l), 0);
+	if (r < 0) {
+		__atomic_add_fetch(&l->stat_errors, 1, __ATOMIC_RELAXED);
+		fusev_log_io_error("%s: flush: %s", l->pointer, strerror(-r));
+	}
+	return r;
+}
+
+/* A disk keeps its size; truncating to the size it has is harmless
+ * (shells open with O_TRUNC where the kernel has no atomic O_TRUNC). */
+static int
+fusev_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct fusev_node n;
+	int r = fusev_resolve(path, &n);
+
+	if (r < 0)
+		return r;
+	if (n.kind == FV_ROOT || n.kind == FV_TARGET)
+		return -EISDIR;
+	if (n.kind == FV_STATS || !n.fl->fuse_writable)
+		return -EACCES;
+	if (size < 0 || (uint64_t)size != fusev_lun_bytes(n.fl->lun))
+		return -EPERM;
+	return 0;
+}
+
+static void *
+fusev_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	cfg->direct_io = 1;
+	cfg->kernel_cache = 0;
+	cfg->auto_cache = 0;
+	cfg->entry_timeout = FUSEV_TIMEOUT;
+	cfg->attr_timeout = FUSEV_TIMEOUT;
+	cfg->negative_timeout = 0;
+	/* Requests are read into memory: the write path copies anyway. */
+	conn->want &= ~FUSE_CAP_SPLICE_READ;
+	return NULL;
+}
+
+static const struct fuse_operations fusev_ops = {
+	.init = fusev_init,
+	.getattr = fusev_getattr,
+	.readdir = fusev_readdir,
+	.open = fusev_open,
+	.release = fusev_release,
+	.read = fusev_read,
+	.write = fusev_write,
+	.fsync = fusev_fsync,
+	.truncate = fusev_truncate,
+};
+
+/* One request thread: see the design notes at the top. */
+static void *
+fusev_thread(void *arg)
+{
+	struct fuse_session *se = fuse_get_session(fv.fuse);
+	struct fuse_buf fbuf = { .mem = NULL };
+	struct pollfd p[2] = {
+		{ .fd = fuse_session_fd(se), .events = POLLIN },
+		{ .fd = fv.stop_fd, .events = POLLIN },
+	};
+
+	while (!fuse_session_exited(se)) {
+		int r;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("fuse: poll: %m");
+			break;
+		}
+		if (p[1].revents)
+			break;
+		if (!p[0].revents)
+			continue;
+		r = fuse_session_receive_buf(se, &fbuf);
+		if (r == -EINTR || r == -EAGAIN)
+			continue;	/* another thread took the request */
+		if (r <= 0) {
+			/* 0: unmounted or aborted from outside (ENODEV). */
+			if (!__atomic_load_n(&fv.stopping, __ATOMIC_RELAXED))
+				log_warn("fuse: %s: the view was unmounted or its connection aborted%s%s",
+					 fv.mountpoint, r < 0 ? ": " : "",
+					 r < 0 ? strerror(-r) : "");
+			break;
+		}
+		fuse_session_process_buf(se, &fbuf);
+	}
+	free(fbuf.mem);
+	return NULL;
+}
+
+/* Is a view (ours, or another daemon's) mounted on dir?  From the mount
+ * table, which unlike stat() answers whoever asks. */
+static bool
+fusev_mounted(const char *dir)
+{
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	struct mntent me;
+	char buf[4096];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (getmntent_r(f, &me, buf, sizeof buf))
+		if (!strcmp(me.mnt_dir, dir) &&
+		    !strcmp(me.mnt_type, "fuse.iscsi-gw"))
+			found = true;
+	endmntent(f);
+	return found;
+}
+
+/* Make the mountpoint usable: stale FUSE mounts (ENOTCONN: their daemon
+ * died) are lazily unmounted, a missing folder created with its
+ * parents. */
+static int
+fusev_prepare_mountpoint(const char *dir)
+{
+	struct stat st;
+
+	for (int i = 0; i < 16 && stat(dir, &st) < 0 && errno == ENOTCONN;
+	     i++) {
+		log_warn("fuse_mount %s: a stale FUSE mount (its daemon is gone): unmounting it",
+			 dir);
+		if (umount2(dir, MNT_DETACH) < 0) {
+			log_error("fuse_mount %s: unmounting the stale mount: %m",
+				  dir);
+			return -1;
+		}
+	}
+	if (stat(dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			log_error("fuse_mount %s: not a folder", dir);
+			return -1;
+		}
+		return 0;
+	}
+	if (errno != ENOENT) {
+		log_error("fuse_mount %s: %m", dir);
+		return -1;
+	}
+	{
+		char *p = strdup(dir);
+
+		if (!p)
+			return -1;
+		for (char *s = p + 1; *s; s++) {
+			if (*s != '/')
+				continue;
+			*s = '\0';
+			if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+				log_error("fuse_mount: creating %s: %m", p);
+				free(p);
+				return -1;
+			}
+			*s = '/';
+		}
+		free(p);
+	}
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		log_error("fuse_mount: creating %s: %m", dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* The tables: every target of m in map order, every LUN with a backend
+ * (per-initiator templates have none) with its "fuse_writable". */
+static int
+fusev_build_tables(const struct conf *c, struct lunmap *m)
+{
+	fv.targets = calloc(m->ntargets + 1, sizeof *fv.targets);
+	if (!fv.targets)
+		return -1;
+	for (size_t i = 0; i < m->ntargets; i++) {
+		struct target *t = m->targets[i];
+		const struct conf_target *ct = NULL;
+		struct fusev_target *ft = &fv.targets[fv.ntargets++];
+
+		for (size_t j = 0; j < c->ntargets && !ct; j++)
+			if (!strcmp(c->targets[j].name, t->name))
+				ct = &c->targets[j];
+		ft->t = t;
+		ft->luns = calloc(t->nluns + 1, sizeof *ft->luns);
+		if (!ft->luns)
+			return -1;
+		for (size_t k = 0; k < t->nluns; k++) {
+			struct lun *l = t->luns[k];
+			struct fusev_lun *fl;
+
+			if (!l->be)
+				continue;
+			fl = &ft->luns[ft->nluns++];
+			fl->lun = l;
+			for (size_t j = 0; ct && j < ct->nluns; j++)
+				if (ct->luns[j].lun == l->id)
+					fl->fuse_writable = ct->luns[j].fuse_writable;
+			snprintf(fl->name, sizeof fl->name, "lun%u", l->id);
+			snprintf(fl->stats_name, sizeof fl->stats_name,
+				 "lun%u.stats", l->id);
+		}
+	}
+	return 0;
+}
+
+int
+fuse_view_start(const struct conf *c, struct lunmap *m)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	int fd, fl;
+
+	if (!c->fuse_mount)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &fv.start);
+	fv.mountpoint = strdup(c->fuse_mount);
+	if (!fv.mountpoint || fusev_build_tables(c, m) < 0) {
+		log_error("fuse: out of memory");
+		goto fail;
+	}
+	if (fusev_prepare_mountpoint(fv.mountpoint) < 0)
+		goto fail;
+	{
+		/* The name the mount table will show (libfuse resolves it
+		 * too). */
+		char real[PATH_MAX];
+
+		if (!realpath(fv.mountpoint, real)) {
+			log_error("fuse_mount %s: %m", fv.mountpoint);
+			goto fail;
+		}
+		free(fv.mountpoint);
+		fv.mountpoint = strdup(real);
+		if (!fv.mountpoint) {
+			log_error("fuse: out of memory");
+			goto fail;
+		}
+	}
+	if (fusev_mounted(fv.mountpoint)) {
+		log_error("fuse_mount %s: another iscsi-gw view is mounted there (is another daemon running with this map?)",
+			  fv.mountpoint);
+		goto fail;
+	}
+	if (fuse_opt_add_arg(&args, "iscsi-gw") < 0 ||
+	    fuse_opt_add_arg(&args, "-o") < 0 ||
+	    fuse_opt_add_arg(&args,
+			     "fsname=iscsi-gw,subtype=iscsi-gw,default_permissions") < 0) {
+		log_error("fuse: out of memory");
+		fuse_opt_free_args(&args);
+		goto fail;
+	}
+	fv.fuse = fuse_new(&args, &fusev_ops, sizeof fusev_ops, NULL);
+	fuse_opt_free_args(&args);
+	if (!fv.fuse) {
+		log_error("fuse: cannot set up the FUSE view");
+		goto fail;
+	}
+	if (fuse_mount(fv.fuse, fv.mountpoint) < 0) {
+		log_error("fuse_mount %s: cannot mount the FUSE view (is /dev/fuse there, and are we root?)",
+			  fv.mountpoint);
+		goto fail;
+	}
+	fv.mounted = true;
+	/* Non-blocking, so a thread that lost the race for a request goes
+	 * back to poll() where it sees the stop eventfd; close-on-exec, so
+	 * no child (nbdkit...) keeps the connection alive. */
+	fd = fuse_session_fd(fuse_get_session(fv.fuse));
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		log_error("fuse: /dev/fuse: %m");
+		goto fail;
+	}
+	fv.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fv.stop_fd < 0) {
+		log_error("fuse: eventfd: %m");
+		goto fail;
+	}
+	for (size_t i = 0; i < FUSEV_THREADS; i++) {
+		int r = pthread_create(&fv.threads[i], NULL, fusev_thread, NULL);
+		if (r) {
+			log_error("fuse: starting a thread: %s", strerror(r));
+			goto fail;
+		}
+		fv.nthreads++;
+	}
+	log_info("FUSE view of %zu target%s mounted on %s", fv.ntargets,
+		 fv.ntargets == 1 ? "" : "s", fv.mountpoint);
+	return 0;
+fail:
+	fuse_view_stop();
+	return -1;
+}
+
+void
+fuse_view_stop(void)
+{
+	uint64_t one = 1;
+
+	__atomic_store_n(&fv.stopping, true, __ATOMIC_RELAXED);
+	if (fv.fuse)
+		fuse_exit(fv.fuse);
+	if (fv.stop_fd >= 0 && write(fv.stop_fd, &one, sizeof one) < 0)
+		log_warn("fuse: waking the threads: %m");
+	for (size_t i = 0; i < fv.nthreads; i++)
+		pthread_join(fv.threads[i], NULL);
+	fv.nthreads = 0;
+	if (fv.mounted) {
+		/* Closes /dev/fuse (the connection ends), then unmounts with
+		 * MNT_DETACH: root only, so after "user" the dead mount stays
+		 * until the next start or an umount -l. */
+		fuse_unmount(fv.fuse);
+		fv.mounted = false;
+		if (fusev_mounted(fv.mountpoint))
+			log_warn("fuse: %s is still mounted (unmounting needs root): the next start, or umount -l, removes it",
+				 fv.mountpoint);
+		else
+			log_info("FUSE view unmounted from %s", fv.mountpoint);
+	}
+	if (fv.fuse)
+		fuse_destroy(fv.fuse);
+	fv.fuse = NULL;
+	/* Files still open when the connection ended: no release came. */
+	while (fv.open) {
+		struct fusev_handle *h = fv.open;
+		fv.open = h->next;
+		free(h);
+	}
+	if (fv.stop_fd >= 0)
+		close(fv.stop_fd);
+	fv.stop_fd = -1;
+	for (size_t i = 0; i < fv.ntargets; i++)
+		free(fv.targets[i].luns);
+	free(fv.targets);
+	fv.targets = NULL;
+	fv.ntargets = 0;
+	free(fv.mountpoint);
+	fv.mountpoint = NULL;
+}

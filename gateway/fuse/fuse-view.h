@@ -1,0 +1,44 @@
+/* fuse-view.h: the FUSE view of the running map (top-level "fuse_mount").
+ * Owns the mount, its request threads and the path layout:
+ *
+ *   <fuse_mount>/<target name>/lun<N>        the LUN's bytes
+ *   <fuse_mount>/<target name>/lun<N>.stats  its counters, as text
+ *
+ * Data goes through the backend (backend_pread/backend_pwrite), the same
+ * calls the SCSI layer makes, so the view shows exactly what initiators
+ * wrote.  Writes are allowed only on LUNs with "fuse_writable": true.
+ * The LUNs, their locks and counters belong to lunmap.c.
+ *
+ * Threads: start and stop run on the main thread (start after the LUNs
+ * are open and before privileges are dropped; stop before lunmap_free).
+ * Requests are served on the view's own threads.
+ */
+#ifndef IGW_FUSE_VIEW_H
+#define IGW_FUSE_VIEW_H
+
+struct conf;
+struct lunmap;
+
+#ifdef HAVE_FUSE3
+/* Mount the view on c->fuse_mount (nothing when it is NULL): creates the
+ * folder when missing, lazily unmounts a stale mount left by a crashed
+ * run, starts the request threads.  0, or -1 after logging why. */
+int fuse_view_start(const struct conf *c, struct lunmap *m);
+/* Stop the threads and unmount (lazily: a reader holding a file open
+ * cannot delay shutdown; its next access fails).  Safe to call when the
+ * view was never started, and more than once. */
+void fuse_view_stop(void);
+#else
+/* Without libfuse3, conf.c refuses "fuse_mount": nothing to do here. */
+static inline int
+fuse_view_start(const struct conf *c, struct lunmap *m)
+{
+	return 0;
+}
+static inline void
+fuse_view_stop(void)
+{
+}
+#endif
+
+#endif
