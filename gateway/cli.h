@@ -23,6 +23,8 @@ struct cli {
 
 /* images.c: iscsi-gw images list|reset|delete|commit */
 int cmd_images(const struct cli *cli);
+/* provision.c: iscsi-gw provision list|create|resize|remove */
+int cmd_provision(const struct cli *cli);
 /* status.c: iscsi-gw status, through the map's control_socket */
 int cmd_status(const struct cli *cli);
 

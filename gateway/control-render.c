@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "log.h"
 #include "iscsi/iscsi.h"
+#include "images.h"
 
 void
 sb_printf(struct sbuf *b, const char *fmt, ...)
@@ -102,6 +103,59 @@ jstr(const char *s)
 	return json_string(esc);
 }
 
+/* A LUN's counters, as status shows them. */
+static void
+lun_counters(json_t *o, const struct lun *l)
+{
+#define COUNTER(key, field)                                                   \
+	json_object_set_new(o, key, json_integer((json_int_t)                 \
+		__atomic_load_n(&l->field, __ATOMIC_RELAXED)))
+	COUNTER("reads", stat_reads);
+	COUNTER("writes", stat_writes);
+	COUNTER("read_bytes", stat_read_bytes);
+	COUNTER("write_bytes", stat_write_bytes);
+	COUNTER("errors", stat_errors);
+#undef COUNTER
+}
+
+struct images_of {
+	const struct lun *tmpl;
+	json_t *a;
+};
+
+static void
+image_row(struct lun *inst, void *opaque)
+{
+	struct images_of *io = opaque;
+	json_t *o;
+
+	if (inst->tmpl != io->tmpl)
+		return;
+	o = json_object();
+	json_object_set_new(o, "initiator", jstr(inst->initiator));
+	json_object_set_new(o, "backend", json_string(inst->be->ops.name));
+	json_object_set_new(o, "blocks", json_integer((json_int_t)inst->nblocks));
+	lun_counters(o, inst);
+	json_array_append_new(io->a, o);
+}
+
+/* A per-initiator template: its kind and policy, and the images open now
+ * (those of initiators logged in). */
+static json_t *
+status_template(const struct lun *l)
+{
+	static const char *const kinds[] = { "overlay", "file", "lvm" };
+	static const char *const policies[] = { "keep", "reset", "delete" };
+	json_t *o = json_object();
+	struct images_of io = { l, json_array() };
+
+	json_object_set_new(o, "kind", json_string(kinds[l->pi->kind]));
+	json_object_set_new(o, "policy", json_string(policies[l->pi->policy]));
+	images_foreach(image_row, &io);
+	json_object_set_new(o, "open_images", io.a);
+	return o;
+}
+
 static json_t *
 status_luns(const struct target *t)
 {
@@ -120,15 +174,9 @@ status_luns(const struct target *t)
 		json_object_set_new(o, "thin", json_boolean(l->thin));
 		json_object_set_new(o, "write_cache", json_boolean(
 			__atomic_load_n(&l->wce, __ATOMIC_RELAXED)));
-#define COUNTER(key, field)                                                   \
-		json_object_set_new(o, key, json_integer((json_int_t)         \
-			__atomic_load_n(&l->field, __ATOMIC_RELAXED)))
-		COUNTER("reads", stat_reads);
-		COUNTER("writes", stat_writes);
-		COUNTER("read_bytes", stat_read_bytes);
-		COUNTER("write_bytes", stat_write_bytes);
-		COUNTER("errors", stat_errors);
-#undef COUNTER
+		lun_counters(o, l);
+		if (l->pi)
+			json_object_set_new(o, "per_initiator", status_template(l));
 		json_array_append_new(a, o);
 	}
 	return a;

@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "lunmap.h"
+#include "iscsi/iscsi.h"
 #include "conf/conf.h"
 #include "metrics.h"
 #include "log.h"
@@ -99,6 +101,19 @@ control_request(struct client *cl)
 	if (len == 6 && !memcmp(line, "status", 6)) {
 		control_render_status(&cl->out, ctl.conf,
 				      mono_sec() - ctl.started);
+	} else if (len > 7 && !memcmp(line, "rescan ", 7)) {
+		/* "rescan TARGET LUN": the LUN's backend changed size
+		 * (lunmap.c). */
+		char args[CONTROL_LINE_MAX + 1];
+		char *ans;
+
+		snprintf(args, sizeof args, "%.*s", (int)(len - 7), line + 7);
+		ans = lunmap_rescan_request(iscsi_g.map, args);
+		if (ans)
+			sb_printf(&cl->out, "%s\n", ans);
+		else
+			control_render_error(&cl->out, "out of memory");
+		free(ans);
 	} else if (len == 7 && !memcmp(line, "metrics", 7)) {
 		control_render_metrics(&cl->out, mono_sec() - ctl.started);
 	} else if (!end && cl->in_len >= CONTROL_LINE_MAX) {

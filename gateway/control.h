@@ -38,6 +38,12 @@ void control_tick(void);
  * thread, before the loop is freed.  Idempotent. */
 void control_stop(void);
 
+/* status.c: the client side.  Send req (a line) to the daemon at path,
+ * read its whole answer (NUL-terminated, caller frees).  Returns 0, or 1
+ * with a message printed. */
+int control_ask(const char *path, const char *req, char **out,
+		size_t *outlen);
+
 /* control-render.c: the answers, for control.c.  Loop thread. */
 
 /* A growing output buffer; oom latches and the answer is dropped. */

@@ -29,6 +29,7 @@
 
 #include "images.h"
 #include "images-store.h"
+#include "lvm.h"
 #include "lunmap.h"
 #include "backend.h"
 #include "log.h"
@@ -280,21 +281,6 @@ fail:
 	return -1;
 }
 
-/* The last line of a command's stderr, for messages. */
-static const char *
-last_line(const char *s)
-{
-	const char *nl;
-
-	if (!s || !*s)
-		return "no message";
-	nl = strrchr(s, '\n');
-	s = nl ? nl + 1 : s;
-	while (*s == ' ')
-		s++;
-	return s;
-}
-
 static int __attribute__((format(printf, 4, 5)))
 set_err(char *err, size_t errsz, uint16_t *status, const char *fmt, ...)
 {
@@ -307,170 +293,42 @@ set_err(char *err, size_t errsz, uint16_t *status, const char *fmt, ...)
 	return -1;
 }
 
-/* ---- LVM: its commands, with JSON reports ---- */
-
-/* lvs VG/LV: path, size in bytes, pool.  Returns 1 found, 0 not, -1 error. */
 static int
-lvm_report(const char *vglv, char **path, uint64_t *size, char **pool,
-	   char *err, size_t errsz)
-{
-	char *argv[] = { "lvs", "--reportformat", "json", "--units", "b",
-			 "--nosuffix", "-o", "lv_name,lv_path,lv_size,pool_lv",
-			 (char *)vglv, NULL };
-	char *out = NULL, *eo = NULL;
-	json_t *root, *lv;
-	json_error_t je;
-	int st = image_run(argv, &out, &eo, false);
-
-	if (path)
-		*path = NULL;
-	if (pool)
-		*pool = NULL;
-	if (st < 0) {
-		snprintf(err, errsz, "lvs: %s", strerror(errno));
-		return -1;
-	}
-	if (st != 0) {
-		/* "Failed to find logical volume": not there. */
-		int notfound = eo && (strstr(eo, "ailed to find") ||
-				      strstr(eo, "not found"));
-		if (!notfound)
-			snprintf(err, errsz, "lvs %s: %s", vglv, last_line(eo));
-		free(out);
-		free(eo);
-		return notfound ? 0 : -1;
-	}
-	free(eo);
-	root = json_loads(out, 0, &je);
-	free(out);
-	lv = json_array_get(json_object_get(json_array_get(
-		json_object_get(root, "report"), 0), "lv"), 0);
-	if (!lv) {
-		json_decref(root);
-		if (!root) {
-			snprintf(err, errsz, "lvs %s: output is not a JSON report", vglv);
-			return -1;
-		}
-		return 0;
-	}
-	if (path && json_is_string(json_object_get(lv, "lv_path")))
-		*path = strdup(json_string_value(json_object_get(lv, "lv_path")));
-	if (pool && json_is_string(json_object_get(lv, "pool_lv")))
-		*pool = strdup(json_string_value(json_object_get(lv, "pool_lv")));
-	if (size) {
-		const char *s = json_string_value(json_object_get(lv, "lv_size"));
-		*size = s ? strtoull(s, NULL, 10) : 0;
-	}
-	json_decref(root);
-	return 1;
-}
-
-/* Out of space, in LVM's words: the login gets "out of resources". */
-static bool
-lvm_no_space(const char *msg)
-{
-	return msg && (strcasestr(msg, "insufficient") ||
-		       strcasestr(msg, "free space") ||
-		       strcasestr(msg, "out of") || strcasestr(msg, "full"));
-}
-
-static int
-lvm_create(const struct conf_pi *pi, const struct image_paths *ip,
-	   uint16_t *status, char *err, size_t errsz)
+image_lvm_create(const struct conf_pi *pi, const struct image_paths *ip,
+		 uint16_t *status, char *err, size_t errsz)
 {
 	const char *lv = strchr(ip->image, '/') + 1;
-	char origin[300], pool[300], size[40];
-	char *eo = NULL, *path = NULL, *opool = NULL;
-	int st, r;
+	char *opool = NULL;
+	bool no_space;
 
+	*status = LOGIN_TARGET_ERROR;
 	if (pi->origin) {
-		char *argv[] = { "lvcreate", "--yes", "--snapshot", "--name",
-				 (char *)lv, "--setactivationskip", "n",
-				 "--activate", "y", origin, NULL };
+		char origin[300];
+		int r;
+
 		snprintf(origin, sizeof origin, "%s/%s", pi->vg, pi->origin);
 		r = lvm_report(origin, NULL, NULL, &opool, err, errsz);
 		if (r <= 0) {
 			if (r == 0)
 				snprintf(err, errsz, "golden volume %s not found",
 					 origin);
-			*status = LOGIN_TARGET_ERROR;
 			free(opool);
 			return -1;
 		}
 		if (!opool || strcmp(opool, pi->thin_pool)) {
 			snprintf(err, errsz, "golden volume %s is not a thin volume in thin pool %s",
 				 origin, pi->thin_pool);
-			*status = LOGIN_TARGET_ERROR;
 			free(opool);
 			return -1;
 		}
 		free(opool);
-		st = image_run(argv, NULL, &eo, false);
-	} else if (pi->thin_pool) {
-		char *argv[] = { "lvcreate", "--yes", "--type", "thin",
-				 "--virtualsize", size, "--thinpool", pool,
-				 "--name", (char *)lv, (char *)pi->vg, NULL };
-		snprintf(size, sizeof size, "%" PRIu64 "b", pi->size);
-		snprintf(pool, sizeof pool, "%s", pi->thin_pool);
-		st = image_run(argv, NULL, &eo, false);
-	} else {
-		char *argv[] = { "lvcreate", "--yes", "--size", size,
-				 "--name", (char *)lv, "--activate", "y",
-				 (char *)pi->vg, NULL };
-		snprintf(size, sizeof size, "%" PRIu64 "b", pi->size);
-		st = image_run(argv, NULL, &eo, false);
 	}
-	if (st != 0) {
-		snprintf(err, errsz, "lvcreate %s: %s", ip->image,
-			 st < 0 ? strerror(errno) : last_line(eo));
-		*status = st > 0 && lvm_no_space(eo) ? LOGIN_OUT_OF_RESOURCES :
-			LOGIN_TARGET_ERROR;
-		free(eo);
+	if (lvm_create_volume(pi->vg, lv, pi->origin, pi->thin_pool, pi->size,
+			      &no_space, err, errsz) < 0) {
+		if (no_space)
+			*status = LOGIN_OUT_OF_RESOURCES;
 		return -1;
 	}
-	free(eo);
-	if (!pi->origin && !pi->thin_pool) {
-		/* A fresh thick volume holds whatever its extents held
-		 * before: zero it, so no initiator reads another's data. */
-		uint64_t range[2] = { 0, pi->size };
-		int fd;
-
-		if (lvm_report(ip->image, &path, NULL, NULL, err, errsz) <= 0 ||
-		    !path) {
-			free(path);
-			*status = LOGIN_TARGET_ERROR;
-			return -1;
-		}
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || ioctl(fd, BLKZEROOUT, range) < 0) {
-			snprintf(err, errsz, "zeroing the new volume %s: %s", path,
-				 strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			free(path);
-			*status = LOGIN_TARGET_ERROR;
-			return -1;
-		}
-		close(fd);
-		free(path);
-	}
-	return 0;
-}
-
-static int
-lvm_remove(const char *vglv, char *err, size_t errsz)
-{
-	char *argv[] = { "lvremove", "--yes", (char *)vglv, NULL };
-	char *eo = NULL;
-	int st = image_run(argv, NULL, &eo, false);
-
-	if (st != 0) {
-		snprintf(err, errsz, "lvremove %s: %s", vglv,
-			 st < 0 ? strerror(errno) : last_line(eo));
-		free(eo);
-		return -1;
-	}
-	free(eo);
 	return 0;
 }
 
@@ -531,7 +389,7 @@ image_create(const struct conf_pi *pi, struct image_paths *ip,
 
 	*status = LOGIN_TARGET_ERROR;
 	if (pi->kind == PI_LVM) {
-		if (lvm_create(pi, ip, status, err, errsz) < 0)
+		if (image_lvm_create(pi, ip, status, err, errsz) < 0)
 			return -1;
 		if (image_exists(pi, ip, err, errsz) != 1) {
 			if (!err[0])
@@ -572,7 +430,7 @@ image_create(const struct conf_pi *pi, struct image_paths *ip,
 			if (rc > 0 && eo && strcasestr(eo, "space"))
 				*status = LOGIN_OUT_OF_RESOURCES;
 			set_err(err, errsz, status, "qemu-img create %s: %s",
-				ip->image, rc < 0 ? strerror(errno) : last_line(eo));
+				ip->image, rc < 0 ? strerror(errno) : run_last_line(eo));
 			free(eo);
 			unlink(tmp);
 			return -1;

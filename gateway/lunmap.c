@@ -10,8 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "lunmap.h"
 #include "backend.h"
+#include "lvm.h"
+#include "scsi/scsi.h"
 #include "log.h"
 #include "scsi/pr.h"
 #include "util/util.h"
@@ -120,6 +124,33 @@ lun_new(struct target *t, const struct conf_lun *cl)
 	if (cl->pi) {
 		/* A template: each initiator's image opens at its login. */
 		l->pi = cl->pi;
+		return l;
+	}
+	if (!strcmp(cl->backend_type, "lvm")) {
+		/* An LVM volume, created here when missing, served as a
+		 * block device. */
+		struct conf_kv kv[2];
+		size_t nkv = 0;
+		char *dev = NULL, err[512];
+		int r = lvm_lun_volume(cl->bkeys, cl->nbkeys, true, &dev, err,
+				       sizeof err);
+
+		if (r < 0) {
+			igw_backend_error("%s", err);
+			free(dev);
+			goto fail;
+		}
+		if (r == 1)
+			log_info("%s: created logical volume %s", cl->pointer, dev);
+		kv[nkv++] = (struct conf_kv){ "path", dev };
+		for (size_t i = 0; i < cl->nbkeys; i++)
+			if (!strcmp(cl->bkeys[i].key, "direct"))
+				kv[nkv++] = cl->bkeys[i];
+		r = lun_open(l, "blockdev", kv, nkv, cl->read_only,
+			     cl->block_size_set);
+		free(dev);
+		if (r < 0)
+			goto fail;
 		return l;
 	}
 	if (lun_open(l, cl->backend_type, cl->bkeys, cl->nbkeys, cl->read_only,
@@ -324,4 +355,62 @@ target_allows(const struct target *t, const char *initiator)
 		if (!strcasecmp(t->acl[i], initiator))
 			return true;
 	return false;
+}
+
+char *
+lunmap_rescan_request(struct lunmap *m, const char *args)
+{
+	char tname[256], esc[300];
+	unsigned id;
+	struct target *t;
+	struct lun *l;
+	int64_t size;
+	uint64_t old, nb;
+	json_t *o = json_object();
+	char *text;
+
+	if (!o)
+		return NULL;
+	if (sscanf(args, "%255s %u", tname, &id) != 2) {
+		json_object_set_new(o, "ok", json_false());
+		json_object_set_new(o, "error", json_string("usage: rescan TARGET LUN"));
+		goto out;
+	}
+	t = lunmap_find_target(m, tname);
+	l = t ? target_find_lun(t, id) : NULL;
+	if (!l || !l->be) {
+		log_escape(esc, sizeof esc, tname, strlen(tname));
+		json_object_set_new(o, "ok", json_false());
+		json_object_set_new(o, "error", json_string(!t ? "no such target" :
+			!l ? "no such LUN" : "a per-initiator LUN has no one size"));
+		goto out;
+	}
+	size = backend_get_size(l->be);
+	if (size < 0) {
+		json_object_set_new(o, "ok", json_false());
+		json_object_set_new(o, "error", json_string(strerror((int)-size)));
+		goto out;
+	}
+	old = __atomic_load_n(&l->nblocks, __ATOMIC_RELAXED);
+	nb = (uint64_t)size >> l->block_shift;
+	if (nb == 0) {
+		json_object_set_new(o, "ok", json_false());
+		json_object_set_new(o, "error", json_string("the backend is now smaller than one block"));
+		goto out;
+	}
+	if (nb != old) {
+		__atomic_store_n(&l->nblocks, nb, __ATOMIC_RELEASE);
+		scsi_ua_establish_all(l->target, l, UA_CAPACITY_CHANGED);
+		log_info("%s: capacity changed from %" PRIu64 " to %" PRIu64
+			 " blocks of %u bytes", l->pointer, old, nb, l->block_size);
+	}
+	json_object_set_new(o, "ok", json_true());
+	json_object_set_new(o, "changed", json_boolean(nb != old));
+	json_object_set_new(o, "previous_blocks", json_integer((json_int_t)old));
+	json_object_set_new(o, "blocks", json_integer((json_int_t)nb));
+	json_object_set_new(o, "block_size", json_integer(l->block_size));
+out:
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
 }

@@ -55,6 +55,8 @@ usage(FILE *f)
 "       iscsi-gw status --config FILE [--json]\n"
 "       iscsi-gw images list|reset|delete|commit --config FILE [--target T]\n"
 "                [--lun N] [--initiator I] [--output FILE] [--json]\n"
+"       iscsi-gw provision list|create|resize|remove --config FILE\n"
+"                [--target T] [--lun N] [--size SIZE] [--json]\n"
 "       iscsi-gw --version | --help\n"
 "\n"
 "A userspace iSCSI target.  'serve' runs in the foreground and logs to\n"
@@ -446,6 +448,8 @@ main(int argc, char **argv)
 	cli.nargs = argc - optind;
 	if (!strcmp(cmd, "images"))
 		return cmd_images(&cli);
+	if (!strcmp(cmd, "provision"))
+		return cmd_provision(&cli);
 	if (cli.nargs) {
 		fprintf(stderr, "iscsi-gw: unexpected argument '%s'\n", cli.args[0]);
 		return 2;
@@ -456,7 +460,7 @@ main(int argc, char **argv)
 		return cmd_check(cli.config);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(&cli);
-	fprintf(stderr, "iscsi-gw: unknown command '%s' (serve, check, status, images)\n", cmd);
+	fprintf(stderr, "iscsi-gw: unknown command '%s' (serve, check, status, images, provision)\n", cmd);
 	usage(stderr);
 	return 2;
 }

@@ -60,8 +60,8 @@ wait_fd(int fd, short events, const struct timespec *deadline)
 
 /* Send req to the daemon at path and read its whole answer.  Returns 0,
  * or 1 with a message printed. */
-static int
-ask(const char *path, const char *req, char **out, size_t *outlen)
+int
+control_ask(const char *path, const char *req, char **out, size_t *outlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct timespec deadline;
@@ -409,7 +409,7 @@ cmd_status(const struct cli *cli)
 		conf_free(c);
 		return 1;
 	}
-	rc = ask(c->control_socket, "status\n", &reply, &len);
+	rc = control_ask(c->control_socket, "status\n", &reply, &len);
 	if (rc == 0) {
 		if (cli->json) {
 			json_t *j = json_loads(reply, 0, NULL);

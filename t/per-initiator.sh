@@ -21,6 +21,7 @@ golden_sum=$(sha256sum golden.img | cut -d' ' -f1)
 cat >map.json <<EOM
 { "portals": ["127.0.0.1:$port"],
   "state_dir": "state",
+  "control_socket": "ctl.sock",
   "targets": [
     { "name": "$TARGET",
       "luns": [
@@ -167,6 +168,17 @@ assert "in use" in r.stderr, r.stderr
 l = subprocess.run([gw, "images", "list", "--config", m, "--json",
                     "--initiator", ini], capture_output=True, text=True)
 assert '"in_use": true' in l.stdout, l.stdout
+# status lists the open image under its template LUN.
+import json
+st = json.loads(subprocess.run([gw, "status", "--config", m, "--json"],
+                               capture_output=True, text=True, check=True).stdout)
+t = [x for x in st["targets"] if x["name"] == target][0]
+lun0 = [x for x in t["luns"] if x["lun"] == 0][0]
+assert lun0["per_initiator"]["kind"] == "overlay", lun0
+imgs = lun0["per_initiator"]["open_images"]
+assert [i["initiator"] for i in imgs] == [ini], imgs
+assert imgs[0]["backend"] == "qemu-nbd", imgs
+assert any(s["initiator"] == ini and s["target"] == target for s in st["sessions"]), st["sessions"]
 c.logout()
 PY
 

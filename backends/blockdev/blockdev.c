@@ -172,7 +172,13 @@ bd_close(void *p)
 static int64_t
 bd_get_size(void *p)
 {
-	return (int64_t)((struct bd_handle *)p)->size;
+	struct bd_handle *h = p;
+	uint64_t size;
+
+	/* Asked again after an LV or MD array grew (a rescan). */
+	if (ioctl(h->fd, BLKGETSIZE64, &size) == 0)
+		__atomic_store_n(&h->size, size, __ATOMIC_RELAXED);
+	return (int64_t)__atomic_load_n(&h->size, __ATOMIC_RELAXED);
 }
 
 static int

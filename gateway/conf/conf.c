@@ -261,6 +261,72 @@ conf_parse_portal(const char *s, char *host, size_t hostsz, unsigned *port)
 	return 0;
 }
 
+static bool lvm_name_ok(const char *s, size_t max);
+
+/* "type": "lvm": a logical volume that the gateway creates when missing
+ * (with "size") and serves through the blockdev backend; `iscsi-gw
+ * provision` creates, grows and removes it. */
+static const char *const lvm_backend_keys[] = {
+	"type", "vg", "lv", "size", "thin_pool", "direct", NULL
+};
+
+static int
+parse_lvm_backend(struct ctx *cx, json_t *bj, const char *ptr,
+		  struct conf_lun *l)
+{
+	static const char *const names[] = { "vg", "lv", "thin_pool" };
+	char kptr[300];
+	json_t *v;
+	uint64_t size;
+
+	if (check_keys(cx, bj, ptr, lvm_backend_keys, NULL) < 0)
+		return -1;
+	l->bkeys = calloc(6, sizeof *l->bkeys);
+	if (!l->bkeys)
+		return fail(cx, ptr, "out of memory");
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		char *val = NULL;
+
+		snprintf(kptr, sizeof kptr, "%s/%s", ptr, names[i]);
+		if (get_string(cx, bj, ptr, names[i], i < 2, &val) < 0)
+			return -1;
+		if (!val)
+			continue;
+		if (!lvm_name_ok(val, 127)) {
+			free(val);
+			return fail(cx, kptr, "must be an LVM name: up to 127 characters of A-Z a-z 0-9 + _ . -, not starting with -");
+		}
+		l->bkeys[l->nbkeys].key = strdup(names[i]);
+		l->bkeys[l->nbkeys++].value = val;
+	}
+	v = json_object_get(bj, "size");
+	if (v) {
+		char buf[40];
+
+		snprintf(kptr, sizeof kptr, "%s/size", ptr);
+		if (json_is_integer(v) && json_integer_value(v) > 0)
+			size = (uint64_t)json_integer_value(v);
+		else if (!json_is_string(v) ||
+			 parse_size(json_string_value(v), &size) < 0 || !size)
+			return fail(cx, kptr, "must be a size such as \"10G\"");
+		if (size % 4096)
+			return fail(cx, kptr, "must be a multiple of 4096 bytes");
+		snprintf(buf, sizeof buf, "%" PRIu64, size);
+		l->bkeys[l->nbkeys].key = strdup("size");
+		l->bkeys[l->nbkeys++].value = strdup(buf);
+	}
+	v = json_object_get(bj, "direct");
+	if (v) {
+		if (!json_is_boolean(v)) {
+			snprintf(kptr, sizeof kptr, "%s/direct", ptr);
+			return fail(cx, kptr, "must be true or false");
+		}
+		l->bkeys[l->nbkeys].key = strdup("direct");
+		l->bkeys[l->nbkeys++].value = strdup(json_is_true(v) ? "true" : "false");
+	}
+	return 0;
+}
+
 static int
 parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 	      struct conf_lun *l)
@@ -275,6 +341,8 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 		return fail(cx, ptr, "must be an object");
 	if (get_string(cx, bj, ptr, "type", true, &l->backend_type) < 0)
 		return -1;
+	if (!strcmp(l->backend_type, "lvm"))
+		return parse_lvm_backend(cx, bj, ptr, l);
 	if (!backend_lookup(l->backend_type)) {
 		if (!strcmp(l->backend_type, "nbd") ||
 		    !strcmp(l->backend_type, "nbdkit") ||
