@@ -27,5 +27,7 @@ int cmd_images(const struct cli *cli);
 int cmd_provision(const struct cli *cli);
 /* status.c: iscsi-gw status, through the map's control_socket */
 int cmd_status(const struct cli *cli);
+/* reload.c: iscsi-gw reload, through the map's control_socket */
+int cmd_reload(const struct cli *cli);
 
 #endif

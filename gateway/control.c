@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "reload.h"
 #include "lunmap.h"
 #include "iscsi/iscsi.h"
 #include "conf/conf.h"
@@ -114,6 +115,15 @@ control_request(struct client *cl)
 		else
 			control_render_error(&cl->out, "out of memory");
 		free(ans);
+	} else if (len == 6 && !memcmp(line, "reload", 6)) {
+		/* Re-read the map, as SIGHUP does (reload.c). */
+		char *ans = reload_run("control socket");
+
+		if (ans)
+			sb_printf(&cl->out, "%s\n", ans);
+		else
+			control_render_error(&cl->out, "out of memory");
+		free(ans);
 	} else if (len == 7 && !memcmp(line, "metrics", 7)) {
 		control_render_metrics(&cl->out, mono_sec() - ctl.started);
 	} else if (!end && cl->in_len >= CONTROL_LINE_MAX) {
@@ -122,7 +132,7 @@ control_request(struct client *cl)
 	} else {
 		log_escape(shown, sizeof shown, line, MIN(len, 64u));
 		control_render_error(&cl->out,
-				     "unknown request '%s' (known: status, metrics)",
+				     "unknown request '%s' (known: status, metrics, reload, rescan)",
 				     shown);
 	}
 }

@@ -13,6 +13,8 @@
  *
  *   control_socket (Unix, 0600): "status\n" -> one JSON object, close
  *                                "metrics\n" -> the exposition, close
+ *                                "reload\n" -> re-read the map (reload.h):
+ *                                  {"ok":...} as JSON, close
  *   metrics (TCP):  GET /metrics -> 200, text format 0.0.4; else 404
  */
 #ifndef IGW_CONTROL_H

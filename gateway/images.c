@@ -858,3 +858,15 @@ images_foreach(void (*fn)(struct lun *inst, void *opaque), void *opaque)
 			fn(e->inst, opaque);
 	pthread_mutex_unlock(&reg_lock);
 }
+
+bool
+images_template_busy(const struct lun *tmpl)
+{
+	bool busy = false;
+
+	pthread_mutex_lock(&reg_lock);
+	for (struct image *e = reg; e && !busy; e = e->next)
+		busy = e->tmpl == tmpl;
+	pthread_mutex_unlock(&reg_lock);
+	return busy;
+}

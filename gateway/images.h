@@ -22,6 +22,7 @@
 #ifndef IGW_IMAGES_H
 #define IGW_IMAGES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -48,5 +49,9 @@ void images_shutdown(void);
 
 /* Call fn for each open image (registry locked: fn must not block). */
 void images_foreach(void (*fn)(struct lun *inst, void *opaque), void *opaque);
+/* Does the registry hold an image of tmpl, in any state?  Entries use
+ * their template until they are gone, so a template that a reload
+ * dropped is freed only once this is false (reload.c).  Any thread. */
+bool images_template_busy(const struct lun *tmpl);
 
 #endif

@@ -112,6 +112,7 @@ lun_new(struct target *t, const struct conf_lun *cl)
 		return NULL;
 	l->id = cl->lun;
 	l->target = t;
+	l->conf = cl;
 	l->pointer = strdup(cl->pointer);
 	l->block_size = cl->block_size;
 	l->block_shift = cl->block_size == 4096 ? 12 : 9;
@@ -119,6 +120,7 @@ lun_new(struct target *t, const struct conf_lun *cl)
 	l->thin = cl->thin;
 	l->wce = cl->write_cache;
 	pthread_rwlock_init(&l->write_lock, NULL);
+	pthread_mutex_init(&l->q_lock, NULL);
 	snprintf(idbuf, sizeof idbuf, "%s/%u", t->name, l->id);
 	lun_identity(l, idbuf, cl->serial);
 	if (cl->pi) {
@@ -132,8 +134,8 @@ lun_new(struct target *t, const struct conf_lun *cl)
 		struct conf_kv kv[2];
 		size_t nkv = 0;
 		char *dev = NULL, err[512];
-		int r = lvm_lun_volume(cl->bkeys, cl->nbkeys, true, &dev, err,
-				       sizeof err);
+		int r = lvm_lun_volume(cl->bkeys, cl->nbkeys, !cl->read_only,
+				       &dev, err, sizeof err);
 
 		if (r < 0) {
 			igw_backend_error("%s", err);
@@ -163,6 +165,7 @@ fail:
 	if (l->be)
 		backend_free(l->be);
 	pthread_rwlock_destroy(&l->write_lock);
+	pthread_mutex_destroy(&l->q_lock);
 	free(l->pointer);
 	free(l);
 	return NULL;
@@ -179,7 +182,7 @@ lun_instance_new(struct lun *tmpl, const char *initiator, const char *type,
 	if (!l)
 		return NULL;
 	l->id = tmpl->id;
-	l->index = tmpl->index;
+	l->slot = tmpl->slot;
 	l->target = tmpl->target;
 	l->tmpl = tmpl;
 	l->initiator = strdup(initiator);
@@ -192,6 +195,7 @@ lun_instance_new(struct lun *tmpl, const char *initiator, const char *type,
 	l->thin = tmpl->thin;
 	l->wce = tmpl->wce;
 	pthread_rwlock_init(&l->write_lock, NULL);
+	pthread_mutex_init(&l->q_lock, NULL);
 	if (!l->initiator || !l->pointer) {
 		errno = ENOMEM;
 		goto fail;
@@ -213,6 +217,7 @@ fail:
 	if (l->be)
 		backend_free(l->be);
 	pthread_rwlock_destroy(&l->write_lock);
+	pthread_mutex_destroy(&l->q_lock);
 	free(l->initiator);
 	free(l->pointer);
 	free(l);
@@ -229,6 +234,7 @@ lun_free(struct lun *l)
 		backend_free(l->be);
 	pr_lun_free(l);
 	pthread_rwlock_destroy(&l->write_lock);
+	pthread_mutex_destroy(&l->q_lock);
 	free(l->initiator);
 	free(l->pointer);
 	free(l);
@@ -256,44 +262,114 @@ lunmap_new(const struct conf *c)
 		goto fail;
 	for (size_t i = 0; i < c->ntargets; i++) {
 		const struct conf_target *ct = &c->targets[i];
-		struct target *t = calloc(1, sizeof *t);
+		struct target *t = target_new(ct);
 
 		if (!t)
 			goto fail;
 		m->targets[m->ntargets++] = t;
-		t->name = strdup(ct->name);
-		t->alias = ct->alias ? strdup(ct->alias) : NULL;
-		t->chap = ct->chap;
-		t->mutual_chap = ct->mutual_chap;
-		t->tpgt = 1;
-		if (ct->acl) {
-			t->acl = calloc(ct->nacl + 1, sizeof(char *));
-			for (size_t k = 0; k < ct->nacl; k++)
-				t->acl[k] = strdup(ct->acl[k]);
-			t->nacl = ct->nacl;
-		}
 		t->luns = calloc(ct->nluns + 1, sizeof *t->luns);
+		if (!t->luns)
+			goto fail;
 		for (size_t k = 0; k < ct->nluns; k++) {
-			struct lun *l = lun_new(t, &ct->luns[k]);
+			struct lun *l = lunmap_lun_new(t, &ct->luns[k],
+						       c->state_dir);
 			if (!l)
 				goto fail;
 			t->luns[t->nluns++] = l;
-			if (l->pi) {
+			if (l->pi)
 				t->npi++;
-				continue;
-			}
-			/* Reservations, restored from state_dir (APTPL). */
-			if (pr_lun_init(l, c->state_dir) < 0)
-				goto fail;
 		}
 		qsort(t->luns, t->nluns, sizeof *t->luns, cmp_lun);
 		for (size_t k = 0; k < t->nluns; k++)
-			t->luns[k]->index = k;
+			t->luns[k]->slot = k;
+		t->next_slot = t->nluns;
 	}
 	return m;
 fail:
 	lunmap_free(m);
 	return NULL;
+}
+
+struct lun *
+lunmap_lun_new(struct target *t, const struct conf_lun *cl,
+	       const char *state_dir)
+{
+	struct lun *l = lun_new(t, cl);
+
+	if (!l || l->pi)
+		return l;
+	/* Reservations, restored from state_dir (APTPL). */
+	if (pr_lun_init(l, state_dir) < 0) {
+		log_error("%s: cannot set up its persistent reservations",
+			  cl->pointer);
+		lun_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+int
+target_apply_conf(struct target *t, const struct conf_target *ct)
+{
+	char *alias = NULL, **acl = NULL;
+
+	if (ct->alias && !(alias = strdup(ct->alias)))
+		return -1;
+	/* No "acl": every initiator (NULL); an empty one: nobody. */
+	if (ct->acl) {
+		acl = calloc(ct->nacl + 1, sizeof(char *));
+		for (size_t k = 0; acl && k < ct->nacl; k++)
+			if (!(acl[k] = strdup(ct->acl[k]))) {
+				for (size_t j = 0; j < k; j++)
+					free(acl[j]);
+				free(acl);
+				acl = NULL;
+			}
+		if (!acl) {
+			free(alias);
+			return -1;
+		}
+	}
+	free(t->alias);
+	for (size_t k = 0; k < t->nacl; k++)
+		free(t->acl[k]);
+	free(t->acl);
+	t->alias = alias;
+	t->acl = acl;
+	t->nacl = acl ? ct->nacl : 0;
+	t->chap = ct->chap;
+	t->mutual_chap = ct->mutual_chap;
+	return 0;
+}
+
+struct target *
+target_new(const struct conf_target *ct)
+{
+	struct target *t = calloc(1, sizeof *t);
+
+	if (!t)
+		return NULL;
+	t->tpgt = 1;
+	if (!(t->name = strdup(ct->name)) || target_apply_conf(t, ct) < 0) {
+		target_free(t);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return t;
+}
+
+void
+target_free(struct target *t)
+{
+	if (!t)
+		return;
+	free(t->luns);
+	for (size_t k = 0; k < t->nacl; k++)
+		free(t->acl[k]);
+	free(t->acl);
+	free(t->name);
+	free(t->alias);
+	free(t);
 }
 
 void
@@ -305,13 +381,7 @@ lunmap_free(struct lunmap *m)
 		struct target *t = m->targets[i];
 		for (size_t k = 0; k < t->nluns; k++)
 			lun_free(t->luns[k]);
-		free(t->luns);
-		for (size_t k = 0; k < t->nacl; k++)
-			free(t->acl[k]);
-		free(t->acl);
-		free(t->name);
-		free(t->alias);
-		free(t);
+		target_free(t);
 	}
 	free(m->targets);
 	free(m->state_dir);

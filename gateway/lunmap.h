@@ -1,7 +1,10 @@
 /* lunmap.h: targets and their LUN tables, built from a conf.  Owns LUN
  * objects (the backend handle, geometry, identity, the WCE state) and their
- * reference counts.  Built and torn down on the main thread; once built the
- * map is read-only, and a LUN's mutable fields name their lock.
+ * reference counts.  Built and torn down on the main thread, which is the
+ * network loop's: only that thread reads or changes the target and LUN
+ * tables, and a reload (reload.c) swaps them there.  Other threads (IO
+ * workers, the FUSE view) only use LUNs they hold a reference on; a LUN's
+ * mutable fields name their lock.
  */
 #ifndef IGW_LUNMAP_H
 #define IGW_LUNMAP_H
@@ -17,13 +20,24 @@ struct backend;
 
 struct lun {
 	unsigned id;			/* LUN number 0..16383 */
-	unsigned index;			/* position in target->luns */
+	/* Stable per target, never reused (target->next_slot): indexes the
+	 * nexus UA bits and the session's images, which a reload must not
+	 * shift.  Bounds-check it against those tables: they grow lazily. */
+	unsigned slot;
 	struct target *target;
+	const struct conf_lun *conf;	/* its map entry (confs outlive LUNs);
+					 * NULL for an initiator's image */
+	/* Users that outlive a reload's switch (commands, FUSE files, image
+	 * provisioning): atomic, lun_get/lun_put.  A LUN the map no longer
+	 * lists is retired (loop thread) and freed once this is 0. */
+	unsigned refs;
+	bool retired;			/* loop thread */
+	struct lun *retired_next;	/* reload.c's list, loop thread */
 	struct backend *be;		/* NULL for a per-initiator template */
 	char *pointer;			/* JSON pointer, for log lines */
 	/* Per-initiator images (images.c): a template has pi set and no
 	 * backend; each initiator's instance is a LUN of its own with the
-	 * same id and index, tmpl pointing back and initiator its owner. */
+	 * same id and slot, tmpl pointing back and initiator its owner. */
 	const struct conf_pi *pi;
 	struct lun *tmpl;
 	char *initiator;
@@ -45,6 +59,12 @@ struct lun {
 	/* Reservations (scsi/pr.c, scsi/pr.h): pr_lock guards *pr. */
 	pthread_mutex_t pr_lock;
 	struct pr_state *pr;
+	/* IO workers this LUN holds, and its commands waiting for one
+	 * (scsi/sbc.c): a LUN whose backend hangs never takes every
+	 * worker from the others.  q_lock guards them. */
+	pthread_mutex_t q_lock;
+	unsigned q_inflight;
+	struct io_job *q_head, *q_tail;
 	/* IO counters, atomic. */
 	uint64_t stat_reads, stat_writes, stat_read_bytes, stat_write_bytes;
 	uint64_t stat_errors;
@@ -62,6 +82,9 @@ struct target {
 	struct lun **luns;		/* sorted by id */
 	size_t nluns;
 	size_t npi;			/* how many are per-initiator templates */
+	unsigned next_slot;		/* the next LUN's slot */
+	bool removed;			/* a reload dropped it: loop thread */
+	struct target *retired_next;	/* reload.c's list, loop thread */
 };
 
 struct lunmap {
@@ -83,6 +106,32 @@ struct lun *lun_instance_new(struct lun *tmpl, const char *initiator,
 			     const char *type, const struct conf_kv *keys,
 			     size_t nkeys);
 void lun_free(struct lun *l);
+/* Open the LUN of map entry cl on target t (reservations restored from
+ * state_dir).  Loop thread.  NULL after logging the error, which names
+ * cl->pointer; the cause stays in backend_last_error() (or errno). */
+struct lun *lunmap_lun_new(struct target *t, const struct conf_lun *cl,
+			   const char *state_dir);
+/* A target of ct with no LUNs yet.  NULL + errno. */
+struct target *target_new(const struct conf_target *ct);
+/* Set t's alias, acl and CHAP pointers (into ct's conf) from ct.  -1 when
+ * out of memory, t unchanged. */
+int target_apply_conf(struct target *t, const struct conf_target *ct);
+/* Free t and its LUN array, not the LUNs. */
+void target_free(struct target *t);
+
+/* References on a LUN: any thread. */
+static inline void
+lun_get(struct lun *l)
+{
+	__atomic_add_fetch(&l->refs, 1, __ATOMIC_ACQ_REL);
+}
+
+static inline void
+lun_put(struct lun *l)
+{
+	__atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL);
+}
+
 /* "TARGET LUN" from the control socket: ask the LUN's backend its size
  * again (an LV was extended, a file grown) and, if it changed, serve the
  * new capacity with a CAPACITY DATA HAS CHANGED unit attention on every

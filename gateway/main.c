@@ -1,8 +1,9 @@
 /* main.c: the iscsi-gw command: serve, check, --version, --help.  Owns the
  * daemon's life cycle: read and verify the map, open the LUNs, start the IO
  * workers and the network loop, and on SIGTERM/SIGINT stop accepting,
- * finish or fail what is in flight, close backends and exit 0.  Signals are
- * read from a signalfd on the loop, never handled asynchronously.
+ * finish or fail what is in flight, close backends and exit 0; on SIGHUP
+ * re-read the map and apply the difference (reload.c).  Signals are read
+ * from a signalfd on the loop, never handled asynchronously.
  */
 #include "config.h"
 
@@ -30,8 +31,10 @@
 #include "control.h"
 #include "fuse/fuse-view.h"
 #include "cli.h"
+#include "scsi/scsi.h"
 #include "images.h"
 #include "images-store.h"
+#include "reload.h"
 
 /* The embedded default: one 1 GiB sparse-file LUN on the loopback portal.
  * "@DIR@" is replaced by the default state folder. */
@@ -53,6 +56,7 @@ usage(FILE *f)
 "Usage: iscsi-gw serve [--config FILE] [-D AREA=1]... [--port PORT]\n"
 "       iscsi-gw check --config FILE\n"
 "       iscsi-gw status --config FILE [--json]\n"
+"       iscsi-gw reload --config FILE\n"
 "       iscsi-gw images list|reset|delete|commit --config FILE [--target T]\n"
 "                [--lun N] [--initiator I] [--output FILE] [--json]\n"
 "       iscsi-gw provision list|create|resize|remove --config FILE\n"
@@ -65,6 +69,8 @@ usage(FILE *f)
 "'check' verifies a map and names the JSON pointer of any bad key.\n"
 "'status' asks the running daemon, through the map's control_socket,\n"
 "for its sessions and LUN counters (--json: the daemon's JSON as it is).\n"
+"'reload' makes the running daemon re-read its map (as SIGHUP does) and\n"
+"prints its answer: what was added, removed and changed, or why not.\n"
 "'images' lists and manages per-initiator images (state_dir).\n"
 "\n"
 "Options:\n"
@@ -168,7 +174,10 @@ on_signal(struct ev_handler *h, uint32_t events)
 
 	while (read(h->fd, &si, sizeof si) == sizeof si) {
 		if (si.ssi_signo == SIGHUP) {
-			log_warn("SIGHUP: live reload is not supported by this version; the map is unchanged");
+			if (sh->stopping)
+				log_info("SIGHUP: shutting down, the map is not reloaded");
+			else
+				free(reload_run("SIGHUP"));
 			continue;
 		}
 		if (!sh->stopping) {
@@ -212,6 +221,7 @@ static void
 tick(void *opaque)
 {
 	conn_tick(opaque);
+	reload_tick();		/* after conn_tick reaped connections */
 	control_tick();
 	if (the_sig->stopping && iscsi_shutdown_poll())
 		evloop_stop(the_sig->loop);
@@ -264,6 +274,7 @@ cmd_serve(const char *path, unsigned port)
 	sh.loop = loop;
 	the_sig = &sh;
 	evloop_add(loop, &sh.ev, EPOLLIN);
+	scsi_set_lun_worker_limit(c->io_threads);
 	if (io_pool_start(c->io_threads) < 0)
 		goto out;
 	if (iscsi_start(c, m, loop) < 0) {
@@ -277,6 +288,7 @@ cmd_serve(const char *path, unsigned port)
 		goto out;
 	}
 	evloop_set_tick(loop, tick, NULL);
+	reload_init(path, c, m);
 	if (c->user && drop_privileges(c->user) < 0) {
 		iscsi_stop_listening();
 		io_pool_stop();
@@ -327,6 +339,7 @@ out:
 	nexus_seen_free();
 	images_shutdown();	/* after the pool: it ran every release */
 	fuse_view_stop();	/* before the LUNs it serves are closed */
+	reload_free();		/* what reloads retired, and their confs */
 	lunmap_free(m);
 	conf_free(c);
 	return rc;
@@ -460,7 +473,9 @@ main(int argc, char **argv)
 		return cmd_check(cli.config);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(&cli);
-	fprintf(stderr, "iscsi-gw: unknown command '%s' (serve, check, status, images, provision)\n", cmd);
+	if (!strcmp(cmd, "reload"))
+		return cmd_reload(&cli);
+	fprintf(stderr, "iscsi-gw: unknown command '%s' (serve, check, status, reload, images, provision)\n", cmd);
 	usage(stderr);
 	return 2;
 }

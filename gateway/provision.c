@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 
 #include <jansson.h>
 
@@ -210,6 +212,8 @@ cmd_provision(const struct cli *cli)
 	} else if (!strcmp(op, "resize")) {
 		uint64_t want, have = 0;
 		bool no_space;
+		CLEANUP_FREE char *dev = NULL;
+		CLEANUP_FREE char *pool = NULL;
 
 		if (!(l = one_lun(c, cli, op, &t)))
 			goto out;
@@ -219,7 +223,7 @@ cmd_provision(const struct cli *cli)
 			goto out;
 		}
 		snprintf(vglv, sizeof vglv, "%s/%s", kv_get(l, "vg"), kv_get(l, "lv"));
-		if (lvm_report(vglv, NULL, &have, NULL, err, sizeof err) != 1) {
+		if (lvm_report(vglv, &dev, &have, &pool, err, sizeof err) != 1) {
 			fprintf(stderr, "iscsi-gw: %s\n", err[0] ? err : "the volume does not exist");
 			goto out;
 		}
@@ -232,6 +236,21 @@ cmd_provision(const struct cli *cli)
 		if (want > have && lvm_extend(vglv, want, &no_space, err, sizeof err) < 0) {
 			fprintf(stderr, "iscsi-gw: %s\n", err);
 			goto out;
+		}
+		if (want > have && (!pool || !*pool)) {
+			/* New extents of a thick volume hold what they held
+			 * before: zeroed before the initiator sees them. */
+			uint64_t range[2] = { have, want - have };
+			int fd = dev ? open(dev, O_WRONLY | O_CLOEXEC) : -1;
+
+			if (fd < 0 || ioctl(fd, BLKZEROOUT, range) < 0) {
+				fprintf(stderr, "iscsi-gw: zeroing the new space of %s: %s\n",
+					vglv, strerror(errno));
+				if (fd >= 0)
+					close(fd);
+				goto out;
+			}
+			close(fd);
 		}
 		printf("%s: %" PRIu64 " bytes\n", vglv, want);
 		rescan(c, t->name, l->lun);

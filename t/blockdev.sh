@@ -4,7 +4,8 @@
 # Size from the device, O_DIRECT by default, exclusive open (a second LUN
 # on the same device is refused), a 4096-byte-sector loop device served
 # with 4096-byte blocks, a qemu-img round trip, iscsi-test-cu families
-# Read/Write/WriteSame/Unmap on a thin LUN (BLKDISCARD).  Needs root and
+# Read/Write/WriteSame/Unmap on a thin LUN; UNMAP deallocates (a hole
+# punched in the device) and the range reads zeroes.  Needs root and
 # losetup; skips otherwise.
 source "$(dirname "$0")/functions.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root for loop devices"; exit 77; }
@@ -40,6 +41,22 @@ if command -v qemu-img >/dev/null && qemu-img --help | grep -q "Supported format
 		head -c 16777216 "$TMP/out.raw" | cmp - "$TMP/in.raw" || fail "data differs ($lun)"
 	done
 	head -c 16777216 "$TMP/dev512.img" | cmp - "$TMP/in.raw" || fail "the device does not hold the data"
+	# UNMAP on the thin LUN gives the space back (a hole punched in
+	# the device: the loop device punches its backing file) and reads
+	# zeroes.
+	sync
+	before=$(stat -c %b "$TMP/dev512.img")
+	qemu-io -f raw -c "discard 0 8M" $url/0 >/dev/null || fail "UNMAP (qemu-io discard)"
+	sync
+	after=$(stat -c %b "$TMP/dev512.img")
+	[ $((before - after)) -ge $(( (8 << 20) / 512 / 2 )) ] ||
+		fail "UNMAP did not deallocate on the device ($before -> $after blocks)"
+	out=$(qemu-io -f raw -c "read -P 0 0 8M" -c "read -P 0 8M 4k" $url/0 2>&1)
+	grep -q "Pattern verification failed at offset $((8 << 20))" <<<"$out" ||
+		fail "reads after UNMAP: $out"
+	grep -q "Pattern verification failed at offset 0" <<<"$out" &&
+		fail "unmapped blocks do not read as zeroes"
+	note "UNMAP deallocated $(( (before - after) * 512 >> 20 )) MiB on the device"
 fi
 : > "$TMP/cu.log"
 for lun in 0 1; do

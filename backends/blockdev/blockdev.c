@@ -6,8 +6,10 @@
  *
  * The device is opened O_EXCL, so two LUNs (or a mounted file system) can
  * never share it by mistake.  Size and block sizes come from the device
- * (BLKGETSIZE64, BLKSSZGET, BLKPBSZGET); trim is BLKDISCARD, zero is
- * BLKZEROOUT, flush is fdatasync (which flushes the device's volatile
+ * (BLKGETSIZE64, BLKSSZGET, BLKPBSZGET); zero is BLKZEROOUT, and a
+ * zero that may deallocate (UNMAP) a punched hole (fallocate, which the
+ * kernel turns into a discard that reads back zeroes); trim is
+ * BLKDISCARD; flush is fdatasync (which flushes the device's volatile
  * cache), FUA is RWF_DSYNC.
  *
  * Threads: parallel; the handle is read-only once open returns.  Data
@@ -26,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 
 #include "iscsi-gw-backend.h"
@@ -43,6 +46,7 @@ struct bd_handle {
 	uint64_t size;
 	uint32_t lbs, pbs;	/* logical, physical block size */
 	bool can_discard, can_zeroout;
+	bool can_punch;		/* fallocate(PUNCH_HOLE) deallocates */
 };
 
 static void *
@@ -154,6 +158,7 @@ bd_open(void *p, int readonly)
 	h->lbs = (uint32_t)lbs;
 	h->pbs = pbs;
 	h->can_discard = true;
+	h->can_punch = !readonly;
 	h->can_zeroout = true;
 	return h;
 }
@@ -326,6 +331,20 @@ bd_zero(void *p, uint64_t count, uint64_t offset, uint32_t flags)
 
 	if (!h->can_zeroout || misaligned(h, NULL, count, offset))
 		return -EOPNOTSUPP;
+	/* UNMAP and WRITE SAME with UNMAP (IGW_FLAG_MAY_TRIM): punching a
+	 * hole in a block device zeroes the range by deallocating it
+	 * (discard or write-zeroes with unmap: a thin LV gives its blocks
+	 * back to the pool) and fails rather than write zeroes; then
+	 * BLKZEROOUT, which may write them. */
+	if ((flags & IGW_FLAG_MAY_TRIM) && h->can_punch) {
+		if (fallocate(h->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)offset, (off_t)count) == 0)
+			return (flags & IGW_FLAG_FUA) ?
+				bd_flush(h, count, offset, 0) : 0;
+		if (errno != EOPNOTSUPP && errno != EINVAL)
+			return -errno;
+		h->can_punch = false;
+	}
 	if (ioctl(h->fd, BLKZEROOUT, range) < 0) {
 		if (errno == EOPNOTSUPP || errno == EINVAL) {
 			h->can_zeroout = false;

@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -45,6 +46,11 @@ struct igw_file_handle {
 	bool readonly;
 	bool can_punch;
 	bool can_zero_range;
+	/* With O_DIRECT a write that is not aligned is a read-modify-write
+	 * of whole aligned blocks; it holds rmw exclusively, every other
+	 * write, zeroing or punch shared, so nothing written next to it in
+	 * the same aligned block can be put back to its old contents. */
+	pthread_rwlock_t rmw;
 };
 
 static void *
@@ -185,6 +191,7 @@ file_open(void *p, int readonly)
 		goto err;
 	h->inst = fi;
 	h->fd = fd;
+	pthread_rwlock_init(&h->rmw, NULL);
 	h->readonly = readonly;
 	h->can_punch = true;
 	h->can_zero_range = true;
@@ -207,6 +214,7 @@ file_close(void *p)
 	if (!h->readonly && fdatasync(h->fd) < 0)
 		igw_backend_error("%s: fdatasync at close: %m", h->inst->path);
 	close(h->fd);
+	pthread_rwlock_destroy(&h->rmw);
 	free(h);
 }
 
@@ -235,9 +243,9 @@ file_yes(void *p)
 
 /* O_DIRECT needs buffer, offset and length aligned to the device's
  * logical block: an unaligned request goes through an aligned bounce
- * buffer (read-modify-write for writes).  Requests from SCSI commands are
- * whole blocks in page-aligned buffers and never bounce; only odd
- * residual-sized reads do. */
+ * buffer (read-modify-write for writes, under h->rmw).  On a LUN with
+ * 4096-byte blocks SCSI requests never bounce; on one with 512-byte
+ * blocks those not aligned to 4096 bytes do. */
 #define DIRECT_ALIGN 4096
 
 static bool
@@ -248,10 +256,26 @@ unaligned(const struct igw_file_handle *h, const void *buf, uint32_t count,
 	       (((uintptr_t)buf | count | offset) & (DIRECT_ALIGN - 1));
 }
 
-static int file_pread(void *p, void *buf, uint32_t count, uint64_t offset,
-		      uint32_t flags);
-static int file_pwrite(void *p, const void *buf, uint32_t count,
-		       uint64_t offset, uint32_t flags);
+/* Writes other than a bounce's: shared, and only with O_DIRECT (through
+ * the page cache nothing bounces). */
+static void
+rmw_shared(struct igw_file_handle *h)
+{
+	if (h->inst->direct)
+		pthread_rwlock_rdlock(&h->rmw);
+}
+
+static void
+rmw_done(struct igw_file_handle *h)
+{
+	if (h->inst->direct)
+		pthread_rwlock_unlock(&h->rmw);
+}
+
+static int pread_all(struct igw_file_handle *h, void *buf, uint32_t count,
+		     uint64_t offset);
+static int pwrite_all(struct igw_file_handle *h, const void *buf,
+		      uint32_t count, uint64_t offset, uint32_t flags);
 
 static int
 bounce(struct igw_file_handle *h, void *buf, uint32_t count, uint64_t offset,
@@ -265,11 +289,16 @@ bounce(struct igw_file_handle *h, void *buf, uint32_t count, uint64_t offset,
 
 	if (posix_memalign(&b, DIRECT_ALIGN, end - start))
 		return -ENOMEM;
-	r = file_pread(h, b, end - start, start, 0);
+	if (write)
+		pthread_rwlock_wrlock(&h->rmw);
+	r = pread_all(h, b, end - start, start);
 	if (r == 0 && write) {
 		memcpy((char *)b + (offset - start), buf, count);
-		r = file_pwrite(h, b, end - start, start, flags);
-	} else if (r == 0) {
+		r = pwrite_all(h, b, end - start, start, flags);
+	}
+	if (write)
+		pthread_rwlock_unlock(&h->rmw);
+	if (r == 0 && !write) {
 		memcpy(buf, (char *)b + (offset - start), count);
 	}
 	free(b);
@@ -280,10 +309,17 @@ static int
 file_pread(void *p, void *buf, uint32_t count, uint64_t offset, uint32_t flags)
 {
 	struct igw_file_handle *h = p;
-	char *b = buf;
 
 	if (unaligned(h, buf, count, offset))
 		return bounce(h, buf, count, offset, false, flags);
+	return pread_all(h, buf, count, offset);
+}
+
+static int
+pread_all(struct igw_file_handle *h, void *buf, uint32_t count,
+	  uint64_t offset)
+{
+	char *b = buf;
 
 	while (count > 0) {
 		ssize_t r = pread(h->fd, b, count, (off_t)offset);
@@ -306,11 +342,22 @@ file_pwrite(void *p, const void *buf, uint32_t count, uint64_t offset,
 	    uint32_t flags)
 {
 	struct igw_file_handle *h = p;
-	const char *b = buf;
-	int rwf = (flags & IGW_FLAG_FUA) ? RWF_DSYNC : 0;
+	int r;
 
 	if (unaligned(h, buf, count, offset))
 		return bounce(h, (void *)buf, count, offset, true, flags);
+	rmw_shared(h);
+	r = pwrite_all(h, buf, count, offset, flags);
+	rmw_done(h);
+	return r;
+}
+
+static int
+pwrite_all(struct igw_file_handle *h, const void *buf, uint32_t count,
+	   uint64_t offset, uint32_t flags)
+{
+	const char *b = buf;
+	int rwf = (flags & IGW_FLAG_FUA) ? RWF_DSYNC : 0;
 
 	while (count > 0) {
 		struct iovec iov = { .iov_base = (void *)b, .iov_len = count };
@@ -347,10 +394,15 @@ file_trim(void *p, uint64_t count, uint64_t offset, uint32_t flags)
 {
 	struct igw_file_handle *h = p;
 
+	int r;
+
 	if (!h->can_punch)
 		return 0; /* trim is advisory */
-	if (fallocate(h->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)offset, (off_t)count) < 0) {
+	rmw_shared(h);
+	r = fallocate(h->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)offset, (off_t)count);
+	rmw_done(h);
+	if (r < 0) {
 		if (errno == EOPNOTSUPP) {
 			h->can_punch = false;
 			return 0;
@@ -368,6 +420,7 @@ file_zero(void *p, uint64_t count, uint64_t offset, uint32_t flags)
 	struct igw_file_handle *h = p;
 	int r = -EOPNOTSUPP;
 
+	rmw_shared(h);
 	if ((flags & IGW_FLAG_MAY_TRIM) && h->can_punch) {
 		r = fallocate(h->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      (off_t)offset, (off_t)count) < 0 ? -errno : 0;
@@ -380,6 +433,7 @@ file_zero(void *p, uint64_t count, uint64_t offset, uint32_t flags)
 		if (r == -EOPNOTSUPP)
 			h->can_zero_range = false;
 	}
+	rmw_done(h);
 	if (r == 0 && (flags & IGW_FLAG_FUA) && fdatasync(h->fd) < 0)
 		return -errno;
 	return r; /* -EOPNOTSUPP: the core writes zeroes */

@@ -111,8 +111,8 @@ qemu_instance_new(void)
 
 	if (ni) {
 		ni->qemu = true;
-		/* qemu-nbd offers multi-conn for read-only exports only:
-		 * one connection carries everything. */
+		/* One connection by default ("connections" raises it; the
+		 * pool uses more only where qemu-nbd offers multi-conn). */
 		ni->connections = 1;
 	}
 	return ni;
@@ -473,8 +473,8 @@ static int
 borrow(struct nbd_handle_pool *pl, unsigned *slot)
 {
 	struct timespec start, now;
+	bool failed = false;	/* a connection attempt failed */
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	pthread_mutex_lock(&pl->lock);
 	for (;;) {
 		for (unsigned i = 0; i < pl->n; i++) {
@@ -501,11 +501,19 @@ borrow(struct nbd_handle_pool *pl, unsigned *slot)
 				pthread_mutex_unlock(&pl->lock);
 				return 0;
 			}
-			/* Cannot connect now: wait and retry. */
+			/* Cannot connect now: wait and retry, for at most
+			 * reconnect_timeout from the first failure. */
+			if (!failed) {
+				failed = true;
+				clock_gettime(CLOCK_MONOTONIC, &start);
+			}
 			break;
 		}
+		/* Every connection busy with other commands is not a
+		 * server that is away: only failed connects time out. */
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - start.tv_sec >= (time_t)pl->inst->reconnect_timeout) {
+		if (failed &&
+		    now.tv_sec - start.tv_sec >= (time_t)pl->inst->reconnect_timeout) {
 			pthread_mutex_unlock(&pl->lock);
 			return -ENOTCONN;
 		}

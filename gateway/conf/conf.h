@@ -110,6 +110,21 @@ struct conf *conf_load_string(const char *json, const char *base_dir,
 void conf_free(struct conf *c);
 void conf_chap_free(struct conf_chap *ch);
 
+/* conf-diff.c: old and new maps, for a reload (reload.c). */
+/* Same LUN number and every setting the same (backend type and keys in
+ * order, per_initiator, block_size, flags, serial, fuse_writable); where
+ * in the file it sits (the pointer) does not count. */
+bool conf_lun_equal(const struct conf_lun *a, const struct conf_lun *b);
+/* Same alias, acl and CHAP identities (secrets compared, never shown). */
+bool conf_target_settings_equal(const struct conf_target *a,
+				const struct conf_target *b);
+/* Call fn with the name of each top-level key other than "targets" whose
+ * value differs ("portals", "iscsi", "io_threads"...): a reload does not
+ * apply those.  Returns how many. */
+size_t conf_global_changes(const struct conf *a, const struct conf *b,
+			   void (*fn)(const char *key, void *opaque),
+			   void *opaque);
+
 /* Split "HOST:PORT" / "[V6]:PORT"; host is written to hostbuf. */
 int conf_parse_portal(const char *s, char *hostbuf, size_t hostsz,
 		      unsigned *port);

@@ -10,9 +10,13 @@
  *
  * Design notes.
  *
- * - libfuse's high-level API (paths), FUSE_USE_VERSION 31.  The map is
- *   fixed while the daemon runs, so the tables below are built once at
- *   start and read-only afterwards; no lock guards them.
+ * - libfuse's high-level API (paths), FUSE_USE_VERSION 31.  The tables
+ *   below are built at start and rebuilt by a reload of the map
+ *   (fuse_view_reload, on the loop thread): fv.tables_lock guards them.
+ *   Request threads hold it shared while they resolve a path and use
+ *   what it names; an open file keeps a copy of its LUN's entry and a
+ *   reference on the LUN (lun_get), so a LUN a reload drops stays open,
+ *   and is not freed, until the file is closed.
  *
  * - Our own request loop instead of fuse_loop_mt().  fuse_exit() only sets
  *   a flag: threads blocked in read() on /dev/fuse stay blocked until the
@@ -114,13 +118,15 @@ static struct {
 	int stop_fd;			/* eventfd: readable once stopping */
 	pthread_t threads[FUSEV_THREADS];
 	size_t nthreads;
-	struct fusev_target *targets;
-	size_t ntargets;
+	struct fusev_target *targets;	/* tables_lock */
+	size_t ntargets;		/* tables_lock */
+	pthread_rwlock_t tables_lock;	/* reload: see the design notes */
 	struct timespec start;		/* times of every file */
 	bool stopping;			/* atomic */
 	pthread_mutex_t open_lock;
 	struct fusev_handle *open;	/* open files, open_lock */
-} fv = { .stop_fd = -1, .open_lock = PTHREAD_MUTEX_INITIALIZER };
+} fv = { .stop_fd = -1, .open_lock = PTHREAD_MUTEX_INITIALIZER,
+	  .tables_lock = PTHREAD_RWLOCK_INITIALIZER };
 
 enum fusev_kind { FV_ROOT, FV_TARGET, FV_LUN, FV_STATS };
 
@@ -136,7 +142,8 @@ struct fusev_node {
 struct fusev_handle {
 	struct fusev_handle *prev, *next;	/* fv.open_lock */
 	enum fusev_kind kind;
-	struct fusev_lun *fl;
+	struct fusev_lun *fl;		/* &flc: the tables may be rebuilt */
+	struct fusev_lun flc;		/* holds a reference on flc.lun */
 	bool sync;			/* opened O_SYNC or O_DSYNC */
 	size_t len;			/* FV_STATS: the snapshot */
 	char text[];
@@ -312,18 +319,35 @@ static int
 fusev_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	struct fusev_node n;
-	int r = fusev_resolve(path, &n);
+	int r;
 
-	if (r < 0)
-		return r;
-	fusev_fill_stat(&n, st);
-	return 0;
+	pthread_rwlock_rdlock(&fv.tables_lock);		/* reload */
+	r = fusev_resolve(path, &n);
+	if (r == 0)
+		fusev_fill_stat(&n, st);
+	pthread_rwlock_unlock(&fv.tables_lock);
+	return r;
 }
+
+static int fusev_readdir_unlocked(const char *path, void *buf,
+				  fuse_fill_dir_t filler);
 
 static int
 fusev_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	      off_t offset, struct fuse_file_info *fi,
 	      enum fuse_readdir_flags flags)
+{
+	int r;
+
+	/* The whole listing under the tables lock (reload). */
+	pthread_rwlock_rdlock(&fv.tables_lock);
+	r = fusev_readdir_unlocked(path, buf, filler);
+	pthread_rwlock_unlock(&fv.tables_lock);
+	return r;
+}
+
+static int
+fusev_readdir_unlocked(const char *path, void *buf, fuse_fill_dir_t filler)
 {
 	struct fusev_node n;
 	int r = fusev_resolve(path, &n);
@@ -350,8 +374,21 @@ fusev_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	return 0;
 }
 
+static int fusev_open_unlocked(const char *path, struct fuse_file_info *fi);
+
 static int
 fusev_open(const char *path, struct fuse_file_info *fi)
+{
+	int r;
+
+	pthread_rwlock_rdlock(&fv.tables_lock);		/* reload */
+	r = fusev_open_unlocked(path, fi);
+	pthread_rwlock_unlock(&fv.tables_lock);
+	return r;
+}
+
+static int
+fusev_open_unlocked(const char *path, struct fuse_file_info *fi)
 {
 	struct fusev_node n;
 	struct fusev_handle *h;
@@ -397,7 +434,11 @@ fusev_open(const char *path, struct fuse_file_info *fi)
 		return -ENOENT;
 	}
 	h->kind = n.kind;
-	h->fl = n.fl;
+	/* A copy of the table entry, which a reload may free, and a
+	 * reference that keeps the LUN itself until release. */
+	h->flc = *n.fl;
+	h->fl = &h->flc;
+	lun_get(h->flc.lun);
 	h->sync = (fi->flags & (O_SYNC | O_DSYNC)) != 0;
 	pthread_mutex_lock(&fv.open_lock);
 	h->prev = NULL;
@@ -425,6 +466,7 @@ fusev_release(const char *path, struct fuse_file_info *fi)
 	if (h->next)
 		h->next->prev = h->prev;
 	pthread_mutex_unlock(&fv.open_lock);
+	lun_put(h->flc.lun);
 	free(h);
 	return 0;
 }
@@ -607,17 +649,21 @@ static int
 fusev_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
 	struct fusev_node n;
-	int r = fusev_resolve(path, &n);
+	int r;
 
-	if (r < 0)
-		return r;
-	if (n.kind == FV_ROOT || n.kind == FV_TARGET)
-		return -EISDIR;
-	if (n.kind == FV_STATS || !n.fl->fuse_writable)
-		return -EACCES;
-	if (size < 0 || (uint64_t)size != fusev_lun_bytes(n.fl->lun))
-		return -EPERM;
-	return 0;
+	pthread_rwlock_rdlock(&fv.tables_lock);		/* reload */
+	r = fusev_resolve(path, &n);
+	if (r == 0) {
+		if (n.kind == FV_ROOT || n.kind == FV_TARGET)
+			r = -EISDIR;
+		else if (n.kind == FV_STATS || !n.fl->fuse_writable)
+			r = -EACCES;
+		else if (size < 0 ||
+			 (uint64_t)size != fusev_lun_bytes(n.fl->lun))
+			r = -EPERM;
+	}
+	pthread_rwlock_unlock(&fv.tables_lock);
+	return r;
 }
 
 static void *
@@ -920,6 +966,7 @@ fuse_view_stop(void)
 	while (fv.open) {
 		struct fusev_handle *h = fv.open;
 		fv.open = h->next;
+		lun_put(h->flc.lun);
 		free(h);
 	}
 	if (fv.stop_fd >= 0)
@@ -932,4 +979,29 @@ fuse_view_stop(void)
 	fv.ntargets = 0;
 	free(fv.mountpoint);
 	fv.mountpoint = NULL;
+}
+
+/* A reload changed the map (reload.c, loop thread): new tables from the
+ * new conf (for "fuse_writable"), swapped in under the write lock, so no
+ * request sees a LUN the reload dropped once this returns; files open on
+ * such a LUN hold their own reference (fusev_open). */
+void
+fuse_view_reload(const struct conf *c, struct lunmap *m)
+{
+	struct fusev_target *old;
+	size_t nold;
+
+	if (!fv.mountpoint)
+		return;		/* no view */
+	pthread_rwlock_wrlock(&fv.tables_lock);
+	old = fv.targets;
+	nold = fv.ntargets;
+	fv.targets = NULL;
+	fv.ntargets = 0;
+	if (fusev_build_tables(c, m) < 0)
+		log_error("fuse: out of memory rebuilding the view: some LUNs are missing from it");
+	pthread_rwlock_unlock(&fv.tables_lock);
+	for (size_t i = 0; i < nold; i++)
+		free(old[i].luns);
+	free(old);
 }

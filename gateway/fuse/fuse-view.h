@@ -28,6 +28,9 @@ int fuse_view_start(const struct conf *c, struct lunmap *m);
  * cannot delay shutdown; its next access fails).  Safe to call when the
  * view was never started, and more than once. */
 void fuse_view_stop(void);
+/* A reload changed the map: rebuild the view's tables from it (c for
+ * "fuse_writable").  Loop thread; nothing when the view is not mounted. */
+void fuse_view_reload(const struct conf *c, struct lunmap *m);
 #else
 /* Without libfuse3, conf.c refuses "fuse_mount": nothing to do here. */
 static inline int
@@ -37,6 +40,10 @@ fuse_view_start(const struct conf *c, struct lunmap *m)
 }
 static inline void
 fuse_view_stop(void)
+{
+}
+static inline void
+fuse_view_reload(const struct conf *c, struct lunmap *m)
 {
 }
 #endif

@@ -26,6 +26,8 @@ struct evloop {
 	bool stop;
 	void (*tick)(void *);
 	void *tick_opaque;
+	void (*after)(void *);		/* after each batch of events */
+	void *after_opaque;
 	struct timespec last_tick;
 };
 
@@ -110,6 +112,13 @@ evloop_del(struct evloop *l, struct ev_handler *h)
 }
 
 void
+evloop_set_after(struct evloop *l, void (*after)(void *), void *opaque)
+{
+	l->after = after;
+	l->after_opaque = opaque;
+}
+
+void
 evloop_set_tick(struct evloop *l, void (*tick)(void *), void *opaque)
 {
 	l->tick = tick;
@@ -162,6 +171,10 @@ evloop_run(struct evloop *l)
 			struct ev_handler *h = evs[i].data.ptr;
 			h->cb(h, evs[i].events);
 		}
+		/* No callback of the batch is left to run: what the
+		 * callbacks closed can be freed now. */
+		if (n > 0 && l->after)
+			l->after(l->after_opaque);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (l->tick && (now.tv_sec > l->last_tick.tv_sec + 1 ||
 				(now.tv_sec == l->last_tick.tv_sec + 1 &&

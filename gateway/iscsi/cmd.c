@@ -72,6 +72,8 @@ task_put(struct iscsi_task *t)
 	if (--t->refs)
 		return;
 	t->conn->buf_bytes -= t->buf_alloc;
+	if (t->cmd.lun)
+		lun_put(t->cmd.lun);
 	free(t->cmd.buf);
 	free(t);
 }
@@ -344,6 +346,10 @@ cmd_scsi(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 	lun = scsi_decode_lun(cmd->lun_raw);
 	cmd->lun_id = lun < 0 ? 0xffff : (unsigned)lun;
 	cmd->lun = lun < 0 ? NULL : session_lun(s, (unsigned)lun);
+	/* Until the task is freed: a reload retires a LUN it drops, and
+	 * frees it only when no task holds it (reload.c). */
+	if (cmd->lun)
+		lun_get(cmd->lun);
 	cmd->nexus = s->nexus;
 	cmd->loop = c->loop;
 	cmd->dir = (flags & 0x40 ? SCSI_DIR_READ : 0) |

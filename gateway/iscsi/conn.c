@@ -7,7 +7,7 @@
  * data segment into a buffer of its own, at most MaxRecvDataSegmentLength.
  * A connection is freed only when its last reference goes (tasks in the
  * workers hold one) and never inside an event callback: conn_reap runs
- * from the tick.
+ * after the batch of events that closed it, and from the tick.
  */
 #include "config.h"
 
@@ -56,6 +56,8 @@ void
 conn_put(struct iscsi_conn *c)
 {
 	c->refs--;	/* freed by conn_reap once closed and unreferenced */
+	if (c->refs == 0 && c->state == CONN_CLOSED)
+		iscsi_g.reap_wanted = true;
 }
 
 void
@@ -111,6 +113,7 @@ conn_close(struct iscsi_conn *c, const char *why)
 	c->tx_tail = NULL;
 	c->tx_bytes = 0;
 	c->refs--;	/* the reference of being open */
+	iscsi_g.reap_wanted = true;
 	log_set_prefix(NULL);
 }
 
@@ -130,6 +133,15 @@ conn_free(struct iscsi_conn *c)
 	free(c->rx_data_owned);
 	free(c->text_pending);
 	free(c);
+}
+
+void
+conn_after_batch(void *opaque)
+{
+	if (iscsi_g.reap_wanted) {
+		iscsi_g.reap_wanted = false;
+		conn_reap();
+	}
 }
 
 void

@@ -292,9 +292,11 @@ struct iscsi_session {
 	struct iscsi_pdu_q *pending;	/* out-of-order commands */
 	unsigned npending;
 	struct scsi_nexus *nexus;
-	/* Per-initiator images, indexed like target->luns (NULL for the
-	 * target's ordinary LUNs); the session holds a reference on each. */
+	/* Per-initiator images, indexed by the template's slot (lunmap.h;
+	 * NULL for the target's ordinary LUNs); the session holds a
+	 * reference on each.  npi entries: slots added later are past it. */
 	struct lun **pi;
+	size_t npi;
 	/* SCSI commands answered and their data bytes (status, metrics);
 	 * folded into metrics.h's initiator totals by session_free. */
 	uint64_t stat_commands, stat_read_bytes, stat_write_bytes;
@@ -311,6 +313,7 @@ struct iscsi_globals {
 	struct iscsi_session *sessions;
 	uint16_t next_tsih;
 	bool shutting_down;
+	bool reap_wanted;		/* a connection closed: reap soon */
 };
 extern struct iscsi_globals iscsi_g;
 
@@ -347,11 +350,16 @@ void conn_get(struct iscsi_conn *c);
 void conn_put(struct iscsi_conn *c);
 void conn_tick(void *opaque);
 void conn_reap(void);
+/* After each batch of events: reap closed connections at once, so a
+ * session's images are released as soon as its connection is gone. */
+void conn_after_batch(void *opaque);
 void conn_log_prefix(struct iscsi_conn *c);
 /* Reading resumes when the connection can take more commands. */
 void conn_update_events(struct iscsi_conn *c);
 
 /* login.c */
+/* The target a connection still in login has chosen, or NULL. */
+struct target *login_target(const struct iscsi_conn *c);
 void login_handle(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data,
 		  uint32_t dsl);
 void login_free(struct iscsi_conn *c);
@@ -367,6 +375,14 @@ struct lun *session_lun(struct iscsi_session *s, unsigned id);
 struct iscsi_session *session_find(const char *initiator, const uint8_t isid[6],
 				   struct target *t, bool discovery);
 uint16_t session_alloc_tsih(void);
+/* A reload (reload.c) dropped target t: close every connection logged in
+ * to it, or logging in.  Loop thread. */
+void session_close_target(struct target *t, const char *why);
+/* Close the sessions of t whose initiator its acl no longer allows. */
+void session_recheck_acl(struct target *t);
+/* Does any connection (closed ones not yet reaped included) still point
+ * at t?  The reload's reaper frees a dropped target only after. */
+bool session_target_in_use(const struct target *t);
 /* Feed a command PDU through the CmdSN window (§4.2.2).  Takes ownership
  * of data.  Returns after dispatching every command now in order. */
 void session_cmd_pdu(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data,

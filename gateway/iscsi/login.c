@@ -49,24 +49,36 @@ struct login_state {
 	uint32_t out_off;
 	uint8_t last_flags;		/* T/CSG/NSG for continuation replies */
 	/* Per-initiator images, provisioned on an IO worker before the
-	 * final login response; moved to the session by finish_login. */
+	 * final login response; moved to the session by finish_login.
+	 * pi is indexed by slot (npi entries); the worker walks tmpls, the
+	 * templates as they were when it started (a reload may change the
+	 * target meanwhile), each with a reference. */
 	struct iscsi_conn *conn;
 	struct io_job pi_job;
 	struct lun **pi;
+	size_t npi;
+	struct lun **tmpls;
+	size_t ntmpls;
 	bool pi_done;
 	uint16_t pi_status;
 	char pi_err[512];
 };
 
 static void
-release_images(struct iscsi_conn *c, struct lun **pi, const struct target *t)
+release_images(struct iscsi_conn *c, struct lun **pi, size_t npi)
 {
 	if (!pi)
 		return;
-	for (size_t i = 0; i < t->nluns; i++)
+	for (size_t i = 0; i < npi; i++)
 		if (pi[i])
 			images_release_async(pi[i], c->loop);
 	free(pi);
+}
+
+struct target *
+login_target(const struct iscsi_conn *c)
+{
+	return c->login ? c->login->target : NULL;
 }
 
 void
@@ -77,7 +89,7 @@ login_free(struct iscsi_conn *c)
 	if (!ls)
 		return;
 	if (ls->pi)
-		release_images(c, ls->pi, ls->target);
+		release_images(c, ls->pi, ls->npi);
 	free(ls->acc);
 	iscsi_text_free(&ls->out);
 	memset(&ls->chap_st, 0, sizeof ls->chap_st);
@@ -244,6 +256,7 @@ finish_login(struct iscsi_conn *c)
 		 ls->initiator_alias);
 	memcpy(s->isid, ls->isid, 6);
 	s->pi = ls->pi;
+	s->npi = ls->npi;
 	ls->pi = NULL;
 	s->tsih = session_alloc_tsih();
 	s->exp_cmd_sn = ls->cmdsn;
@@ -524,17 +537,16 @@ static void
 provision_run(struct io_job *job)
 {
 	struct login_state *ls = container_of(job, struct login_state, pi_job);
-	const struct target *t = ls->target;
 
-	for (size_t i = 0; i < t->nluns; i++) {
-		if (!t->luns[i]->pi)
-			continue;
-		if (images_acquire(t->luns[i], ls->initiator, &ls->pi[i],
+	for (size_t i = 0; i < ls->ntmpls; i++) {
+		struct lun *tmpl = ls->tmpls[i];
+
+		if (images_acquire(tmpl, ls->initiator, &ls->pi[tmpl->slot],
 				   &ls->pi_status, ls->pi_err,
 				   sizeof ls->pi_err) < 0) {
-			log_error("%s: image for %s: %s", t->luns[i]->pointer,
+			log_error("%s: image for %s: %s", tmpl->pointer,
 				  ls->initiator, ls->pi_err);
-			for (size_t k = 0; k < i; k++)
+			for (size_t k = 0; k < ls->npi; k++)
 				if (ls->pi[k]) {
 					images_release(ls->pi[k]);
 					ls->pi[k] = NULL;
@@ -553,6 +565,11 @@ provision_done(struct io_job *job)
 	struct iscsi_conn *c = ls->conn;
 
 	c->login_busy = false;
+	for (size_t i = 0; i < ls->ntmpls; i++)
+		lun_put(ls->tmpls[i]);
+	free(ls->tmpls);
+	ls->tmpls = NULL;
+	ls->ntmpls = 0;
 	conn_put(c);
 	if (c->state == CONN_CLOSED)
 		return;		/* login_free releases the images */
@@ -572,12 +589,24 @@ static void
 provision_start(struct iscsi_conn *c)
 {
 	struct login_state *ls = c->login;
+	const struct target *t = ls->target;
 
-	ls->pi = calloc(ls->target->nluns + 1, sizeof *ls->pi);
-	if (!ls->pi) {
+	ls->npi = t->next_slot;
+	ls->pi = calloc(ls->npi + 1, sizeof *ls->pi);
+	ls->tmpls = calloc(t->npi + 1, sizeof *ls->tmpls);
+	if (!ls->pi || !ls->tmpls) {
+		free(ls->pi);
+		free(ls->tmpls);
+		ls->pi = NULL;
+		ls->tmpls = NULL;
 		login_fail(c, LOGIN_OUT_OF_RESOURCES, "out of memory");
 		return;
 	}
+	for (size_t i = 0; i < t->nluns && ls->ntmpls < t->npi; i++)
+		if (t->luns[i]->pi) {
+			lun_get(t->luns[i]);
+			ls->tmpls[ls->ntmpls++] = t->luns[i];
+		}
 	ls->conn = c;
 	ls->pi_status = LOGIN_TARGET_ERROR;
 	ls->pi_job.fn = provision_run;

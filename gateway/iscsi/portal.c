@@ -132,6 +132,7 @@ iscsi_start(const struct conf *c, struct lunmap *m, struct evloop *loop)
 		}
 	}
 	evloop_set_tick(loop, conn_tick, NULL);
+	evloop_set_after(loop, conn_after_batch, NULL);
 	return 0;
 }
 

@@ -64,7 +64,7 @@ session_free(struct iscsi_session *s)
 	if (s->pi) {
 		/* Closing an image can take a while (flush, qemu-nbd, LVM):
 		 * on an IO worker. */
-		for (size_t i = 0; s->target && i < s->target->nluns; i++)
+		for (size_t i = 0; i < s->npi; i++)
 			if (s->pi[i])
 				images_release_async(s->pi[i], s->conn->loop);
 		free(s->pi);
@@ -77,9 +77,45 @@ session_lun(struct iscsi_session *s, unsigned id)
 {
 	struct lun *l = target_find_lun(s->target, id);
 
-	if (l && l->pi)
-		return s->pi ? s->pi[l->index] : NULL;
-	return l;
+	if (!l || !l->pi)
+		return l;
+	if (l->slot < s->npi && s->pi[l->slot])
+		return s->pi[l->slot];
+	/* A reload changed the template: the image this session opened
+	 * of the old one serves it until logout.  A template added after
+	 * the login has no image here (NULL: LUN not supported). */
+	for (size_t i = 0; i < s->npi; i++)
+		if (s->pi[i] && s->pi[i]->id == id)
+			return s->pi[i];
+	return NULL;
+}
+
+void
+session_close_target(struct target *t, const char *why)
+{
+	for (struct iscsi_conn *c = iscsi_g.conns; c; c = c->next)
+		if (c->state != CONN_CLOSED &&
+		    ((c->sess && c->sess->target == t) || login_target(c) == t))
+			conn_close(c, why);
+}
+
+void
+session_recheck_acl(struct target *t)
+{
+	for (struct iscsi_session *s = iscsi_g.sessions; s; s = s->next)
+		if (!s->discovery && s->target == t &&
+		    s->conn->state != CONN_CLOSED &&
+		    !target_allows(t, s->initiator))
+			conn_close(s->conn, "the initiator is no longer in the target's acl");
+}
+
+bool
+session_target_in_use(const struct target *t)
+{
+	for (struct iscsi_conn *c = iscsi_g.conns; c; c = c->next)
+		if ((c->sess && c->sess->target == t) || login_target(c) == t)
+			return true;
+	return false;
 }
 
 struct iscsi_session *

@@ -68,7 +68,7 @@ scsi_nexus_new(struct target *t, const char *initiator, const uint8_t isid[6])
 	snprintf(n->initiator, sizeof n->initiator, "%s", initiator);
 	memcpy(n->isid, isid, 6);
 	pthread_mutex_init(&n->lock, NULL);
-	n->nua = t->nluns;
+	n->nua = t->next_slot;
 	n->ua = calloc(n->nua + 1, sizeof *n->ua);
 	if (!n->ua) {
 		free(n);
@@ -118,6 +118,25 @@ scsi_nexus_lost(struct scsi_nexus *n)
 		pr_nexus_gone(n);
 }
 
+/* ua[] covers the slots the target had when the nexus was made; a reload
+ * adds LUNs with new slots (lunmap.h), so grow it to hold slot nslots - 1.
+ * n->lock held.  False when out of memory (the UA is then lost). */
+static bool
+nexus_ua_grow(struct scsi_nexus *n, size_t nslots)
+{
+	uint32_t *nu;
+
+	if (nslots <= n->nua)
+		return true;
+	nu = realloc(n->ua, (nslots + 1) * sizeof *n->ua);
+	if (!nu)
+		return false;
+	memset(nu + n->nua, 0, (nslots + 1 - n->nua) * sizeof *nu);
+	n->ua = nu;
+	n->nua = nslots;
+	return true;
+}
+
 void
 scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua)
 {
@@ -126,8 +145,10 @@ scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua)
 		if (n->target != t)
 			continue;
 		pthread_mutex_lock(&n->lock);
+		if (!nexus_ua_grow(n, l ? l->slot + 1u : t->next_slot))
+			log_error("out of memory for a unit attention");
 		for (size_t i = 0; i < n->nua; i++)
-			if (!l || l->index == i)
+			if (!l || l->slot == i)
 				n->ua[i] |= 1u << ua;
 		pthread_mutex_unlock(&n->lock);
 	}
@@ -148,8 +169,8 @@ scsi_ua_establish_port(struct lun *l, const char *initiator,
 		    (isid && memcmp(n->isid, isid, 6)))
 			continue;
 		pthread_mutex_lock(&n->lock);
-		if (l->index < n->nua)
-			n->ua[l->index] |= 1u << ua;
+		if (nexus_ua_grow(n, l->slot + 1u))
+			n->ua[l->slot] |= 1u << ua;
 		pthread_mutex_unlock(&n->lock);
 	}
 	pthread_mutex_unlock(&nexus_list_lock);
@@ -172,10 +193,15 @@ scsi_ua_pop(struct scsi_cmd *cmd, uint16_t *asc)
 	struct scsi_nexus *n = cmd->nexus;
 	bool found = false;
 
-	if (!n || !cmd->lun || cmd->lun->index >= n->nua)
+	if (!n || !cmd->lun)
 		return false;
 	pthread_mutex_lock(&n->lock);
-	uint32_t *bits = &n->ua[cmd->lun->index];
+	if (cmd->lun->slot >= n->nua) {
+		/* A LUN added after this nexus: nothing established yet. */
+		pthread_mutex_unlock(&n->lock);
+		return false;
+	}
+	uint32_t *bits = &n->ua[cmd->lun->slot];
 	for (int u = 0; u < UA__MAX; u++) {
 		if (*bits & (1u << u)) {
 			/* A power-on or reset report covers the lesser ones. */

@@ -265,11 +265,69 @@ io_run(struct io_job *job)
 		cmd->offset = miss;
 }
 
+/* A LUN may hold this many workers; its other commands wait in its own
+ * queue, so a backend that hangs (an NBD server gone, a dead disk)
+ * cannot starve the other LUNs of workers.  A quarter of the pool, at
+ * least one worker, stays free for them. */
+static unsigned lun_worker_limit = 12;
+
+void
+scsi_set_lun_worker_limit(unsigned io_threads)
+{
+	unsigned keep = io_threads / 4 ? io_threads / 4 : 1;
+
+	lun_worker_limit = io_threads > keep ? io_threads - keep : 1;
+}
+
+static void
+lun_submit(struct lun *l, struct io_job *job)
+{
+	bool now;
+
+	pthread_mutex_lock(&l->q_lock);
+	now = l->q_inflight < lun_worker_limit;
+	if (now) {
+		l->q_inflight++;
+	} else {
+		job->next = NULL;
+		if (l->q_tail)
+			l->q_tail->next = job;
+		else
+			l->q_head = job;
+		l->q_tail = job;
+	}
+	pthread_mutex_unlock(&l->q_lock);
+	if (now)
+		io_submit(job);
+}
+
+/* A job of l finished: its worker slot goes to the next waiting one. */
+static void
+lun_job_done(struct lun *l)
+{
+	struct io_job *next;
+
+	pthread_mutex_lock(&l->q_lock);
+	next = l->q_head;
+	if (next) {
+		l->q_head = next->next;
+		if (!l->q_head)
+			l->q_tail = NULL;
+	} else {
+		l->q_inflight--;
+	}
+	pthread_mutex_unlock(&l->q_lock);
+	if (next)
+		io_submit(next);
+}
+
 static void
 io_done(struct io_job *job)
 {
 	struct scsi_cmd *cmd = container_of(job, struct scsi_cmd, job);
 	struct lun *l = cmd->lun;
+
+	lun_job_done(l);
 	bool write = cmd->op == IO_WRITE || cmd->op == IO_WRITE_SAME ||
 		     cmd->op == IO_CAW ||
 		     cmd->op == IO_ZERO || cmd->op == IO_TRIM ||
@@ -324,7 +382,7 @@ submit(struct scsi_cmd *cmd, int op, uint64_t offset, uint32_t length,
 	cmd->job.fn = io_run;
 	cmd->job.done = io_done;
 	cmd->job.loop = cmd->loop;
-	io_submit(&cmd->job);
+	lun_submit(cmd->lun, &cmd->job);
 	return SCSI_ASYNC;
 }
 
@@ -411,7 +469,11 @@ sbc_read(struct scsi_cmd *cmd)
 static uint32_t
 write_flags(struct scsi_cmd *cmd)
 {
-	bool fua = cmd->cdb[0] != 0x0a && (cmd->cdb[1] & 0x08);
+	/* WRITE(6) has no FUA bit; in WRITE SAME(10/16) and UNMAP that
+	 * bit is UNMAP or ANCHOR, not FUA. */
+	bool fua = cmd->cdb[0] != 0x0a && cmd->cdb[0] != 0x41 &&
+		   cmd->cdb[0] != 0x93 && cmd->cdb[0] != 0x42 &&
+		   (cmd->cdb[1] & 0x08);
 
 	/* WCE off: every write is stable before its status (SBC-4 §4.15). */
 	if (fua || !__atomic_load_n(&cmd->lun->wce, __ATOMIC_RELAXED))

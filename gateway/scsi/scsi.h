@@ -87,7 +87,9 @@ enum scsi_ua {
 };
 
 /* An I_T nexus: one session.  The transport creates it at login.  ua[] is
- * indexed by LUN index within the target; lock guards it. */
+ * indexed by the LUN's slot (lunmap.h), sized at login and grown when a
+ * UA is established for a LUN added later: check slot < nua before any
+ * read.  lock guards both. */
 struct scsi_nexus {
 	struct target *target;
 	char initiator[224];
@@ -136,6 +138,9 @@ struct scsi_cmd {
 /* Run a command.  cmd->done is always called, possibly before this
  * returns (emulated commands), else later from a completion. */
 void scsi_cmd_exec(struct scsi_cmd *cmd);
+/* How many IO workers one LUN may hold at once (sbc.c); set from
+ * io_threads at start-up. */
+void scsi_set_lun_worker_limit(unsigned io_threads);
 
 /* Complete a command: clip data_len and call cmd->done. */
 void scsi_cmd_complete(struct scsi_cmd *cmd);

@@ -263,8 +263,8 @@ spc_report_luns(struct scsi_cmd *cmd)
 	/* REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED (SPC-4 §6.33). */
 	if (cmd->lun && cmd->nexus) {
 		pthread_mutex_lock(&cmd->nexus->lock);
-		if (cmd->lun->index < cmd->nexus->nua)
-			cmd->nexus->ua[cmd->lun->index] &= ~(1u << UA_LUNS_CHANGED);
+		if (cmd->lun->slot < cmd->nexus->nua)
+			cmd->nexus->ua[cmd->lun->slot] &= ~(1u << UA_LUNS_CHANGED);
 		pthread_mutex_unlock(&cmd->nexus->lock);
 	}
 	r = spc_put_data(cmd, d, 8 + 8 * n, alloc);
@@ -508,7 +508,8 @@ spc_mode_select(struct scsi_cmd *cmd)
 		scsi_ua_establish_all(l->target, l, UA_MODE_CHANGED);
 		/* The initiator that changed it gets no UA for it. */
 		pthread_mutex_lock(&cmd->nexus->lock);
-		cmd->nexus->ua[l->index] &= ~(1u << UA_MODE_CHANGED);
+		if (l->slot < cmd->nexus->nua)
+			cmd->nexus->ua[l->slot] &= ~(1u << UA_MODE_CHANGED);
 		pthread_mutex_unlock(&cmd->nexus->lock);
 	}
 	/* No MODE PARAMETERS CHANGED for SWP: other initiators learn of it

@@ -801,6 +801,42 @@ TEST(per_initiator)
 		  "/targets/0/luns/0", "not both");
 }
 
+/* conf-diff.c: what a reload sees as changed. */
+static void
+count_key(const char *key, void *opaque)
+{
+	char *seen = opaque;
+
+	strcat(seen, key);
+	strcat(seen, " ");
+}
+
+TEST(reload_differences)
+{
+	char err[ERRSZ], seen[256] = "";
+	struct conf *a = load(MAP(TARGET("{\"lun\": 0, " MEM("1M") "},"
+					 "{\"lun\": 1, " MEM("1M") ", \"serial\": \"s1\"}")), err);
+	/* Moved in the file (pointers differ), one serial changed, a
+	 * backend key changed, io_threads and portals changed. */
+	struct conf *b = load("{\"portals\": [\"127.0.0.1:3261\"], \"io_threads\": 4, "
+			      "\"targets\": [" TARGET("{\"lun\": 1, " MEM("1M") ", \"serial\": \"s2\"},"
+						      "{\"lun\": 0, " MEM("1M") "}") "]}", err);
+	struct conf *c = load(MAP(TARGET("{\"lun\": 0, " MEM("2M") "}")), err);
+
+	REQUIRE(a && b && c);
+	CHECK(conf_lun_equal(&a->targets[0].luns[0], &b->targets[0].luns[1]));
+	CHECK(!conf_lun_equal(&a->targets[0].luns[1], &b->targets[0].luns[0]));
+	CHECK(!conf_lun_equal(&a->targets[0].luns[0], &c->targets[0].luns[0]));
+	CHECK(conf_target_settings_equal(&a->targets[0], &b->targets[0]));
+	CHECK_EQ_INT(conf_global_changes(a, a, count_key, seen), 0);
+	CHECK_EQ_STR(seen, "");
+	CHECK_EQ_INT(conf_global_changes(a, b, count_key, seen), 2);
+	CHECK_EQ_STR(seen, "portals io_threads ");
+	conf_free(a);
+	conf_free(b);
+	conf_free(c);
+}
+
 int
 main(int argc, char **argv)
 {
