@@ -849,6 +849,21 @@ images_shutdown(void)
 	state_dir = NULL;
 }
 
+struct lun *
+images_hold_match(bool (*match)(struct lun *inst, void *opaque), void *opaque)
+{
+	struct lun *found = NULL;
+
+	pthread_mutex_lock(&reg_lock);
+	for (struct image *e = reg; e && !found; e = e->next)
+		if (e->state == IMG_OPEN && match(e->inst, opaque)) {
+			e->refs++;
+			found = e->inst;
+		}
+	pthread_mutex_unlock(&reg_lock);
+	return found;
+}
+
 void
 images_foreach(void (*fn)(struct lun *inst, void *opaque), void *opaque)
 {

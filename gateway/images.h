@@ -47,6 +47,11 @@ void images_release_async(struct lun *inst, struct evloop *loop);
 /* After the IO pool has stopped: free what asynchronous releases left. */
 void images_shutdown(void);
 
+/* The first open image that match accepts (called with the registry
+ * locked: must not block), with a reference taken; drop it with
+ * images_release.  NULL when none matches. */
+struct lun *images_hold_match(bool (*match)(struct lun *inst, void *opaque),
+			      void *opaque);
 /* Call fn for each open image (registry locked: fn must not block). */
 void images_foreach(void (*fn)(struct lun *inst, void *opaque), void *opaque);
 /* Does the registry hold an image of tmpl, in any state?  Entries use

@@ -337,8 +337,9 @@ out:
 	control_stop();		/* its clients are on the loop */
 	evloop_free(loop);
 	nexus_seen_free();
+	fuse_view_stop();	/* before the LUNs it serves are closed, and
+				 * before images: it holds some open */
 	images_shutdown();	/* after the pool: it ran every release */
-	fuse_view_stop();	/* before the LUNs it serves are closed */
 	reload_free();		/* what reloads retired, and their confs */
 	lunmap_free(m);
 	conf_free(c);

@@ -7,6 +7,8 @@
  *                                          0400, or 0600 if writable
  *       lun0.stats                         text, 0444, a snapshot taken
  *       ...                                at open
+ *       lun2.<key>, lun2.<key>.stats       an initiator's open image of
+ *                                          per-initiator LUN 2 (images.h)
  *
  * Design notes.
  *
@@ -89,6 +91,8 @@
 #include "fuse-view.h"
 #include "conf/conf.h"
 #include "lunmap.h"
+#include "images.h"
+#include "images-store.h"
 #include "backend.h"
 #include "log.h"
 #include "util/util.h"
@@ -100,8 +104,8 @@
 struct fusev_lun {
 	struct lun *lun;
 	bool fuse_writable;		/* "fuse_writable" in the map */
-	char name[16];			/* "lun<N>" */
-	char stats_name[24];		/* "lun<N>.stats" */
+	char name[128];			/* "lun<N>", or "lun<N>.<key>" */
+	char stats_name[136];		/* the same and ".stats" */
 };
 
 struct fusev_target {
@@ -134,6 +138,11 @@ struct fusev_node {
 	enum fusev_kind kind;
 	struct fusev_target *t;
 	struct fusev_lun *fl;
+	/* An initiator's image (images.h): fl points to img, and held is a
+	 * reference on the image that fusev_node_done drops (or open
+	 * passes to the file). */
+	struct fusev_lun img;
+	struct lun *held;
 };
 
 /* An open file, in fuse_file_info.fh.  Also on the list of open files
@@ -144,13 +153,56 @@ struct fusev_handle {
 	enum fusev_kind kind;
 	struct fusev_lun *fl;		/* &flc: the tables may be rebuilt */
 	struct fusev_lun flc;		/* holds a reference on flc.lun */
+	struct lun *image;		/* an image: its registry reference */
 	bool sync;			/* opened O_SYNC or O_DSYNC */
 	size_t len;			/* FV_STATS: the snapshot */
 	char text[];
 };
 
+/* "lun<N>.<key>": the file name of an initiator's image, the key being
+ * the one its files in state_dir carry (images-store.h). */
+static void
+fusev_image_name(const struct lun *inst, char *buf, size_t sz)
+{
+	char key[80];
+
+	image_key(inst->target->name, inst->id, inst->initiator, key,
+		  sizeof key);
+	snprintf(buf, sz, "lun%u.%s", inst->id, key);
+}
+
+struct fusev_image_find {
+	const struct target *t;
+	const char *name;
+	bool stats;			/* out: the ".stats" file */
+};
+
+/* Registry locked: no blocking. */
+static bool
+fusev_image_match(struct lun *inst, void *opaque)
+{
+	struct fusev_image_find *f = opaque;
+	char nm[128];
+	size_t len;
+
+	if (inst->target != f->t)
+		return false;
+	fusev_image_name(inst, nm, sizeof nm);
+	len = strlen(nm);
+	if (strncmp(f->name, nm, len))
+		return false;
+	if (!f->name[len])
+		return true;
+	if (!strcmp(f->name + len, ".stats")) {
+		f->stats = true;
+		return true;
+	}
+	return false;
+}
+
 /* Path to node.  Names compare exactly (this is a file system), though
- * iSCSI compares target names without case. */
+ * iSCSI compares target names without case.  Call fusev_node_done when
+ * done with the node. */
 static int
 fusev_resolve(const char *path, struct fusev_node *n)
 {
@@ -192,12 +244,34 @@ fusev_resolve(const char *path, struct fusev_node *n)
 			return 0;
 		}
 	}
-	/* PER-INITIATOR IMAGES plug in here (and in fusev_readdir): a name
-	 * such as "lun<N>.<initiator key>" would resolve to the open
-	 * instance that images_foreach() (images.h) reports for this
-	 * target and LUN, with the same read/write paths as a LUN.
-	 * Templates (l->pi set, no backend) are left out of the tables. */
-	return -ENOENT;
+	/* Per-initiator images: "lun<N>.<key>" is the open image of an
+	 * initiator logged in now (templates are not in the tables). */
+	{
+		struct fusev_image_find f = { n->t->t, name, false };
+		struct lun *inst = images_hold_match(fusev_image_match, &f);
+
+		if (!inst)
+			return -ENOENT;
+		n->held = inst;
+		n->img.lun = inst;
+		n->img.fuse_writable = inst->tmpl && inst->tmpl->conf &&
+				       inst->tmpl->conf->fuse_writable;
+		fusev_image_name(inst, n->img.name, sizeof n->img.name);
+		snprintf(n->img.stats_name, sizeof n->img.stats_name,
+			 "%s.stats", n->img.name);
+		n->fl = &n->img;
+		n->kind = f.stats ? FV_STATS : FV_LUN;
+		return 0;
+	}
+}
+
+/* Drop what fusev_resolve took for an image. */
+static void
+fusev_node_done(struct fusev_node *n)
+{
+	if (n->held)
+		images_release(n->held);
+	n->held = NULL;
 }
 
 static uint64_t
@@ -241,7 +315,8 @@ fusev_stats_text(const struct fusev_lun *fl, size_t *len)
 		     "writes %" PRIu64 "\n"
 		     "read_bytes %" PRIu64 "\n"
 		     "write_bytes %" PRIu64 "\n"
-		     "errors %" PRIu64 "\n",
+		     "errors %" PRIu64 "\n"
+		     "%s%s%s",
 		     l->target->name, l->id, fusev_lun_bytes(l), l->block_size,
 		     l->be->ops.name,
 		     fusev_write_protected(l) ? "true" : "false",
@@ -249,7 +324,10 @@ fusev_stats_text(const struct fusev_lun *fl, size_t *len)
 		     fl->fuse_writable ? "true" : "false",
 		     fusev_ld(&l->stat_reads), fusev_ld(&l->stat_writes),
 		     fusev_ld(&l->stat_read_bytes), fusev_ld(&l->stat_write_bytes),
-		     fusev_ld(&l->stat_errors));
+		     fusev_ld(&l->stat_errors),
+		     l->initiator ? "initiator " : "",
+		     l->initiator ? l->initiator : "",
+		     l->initiator ? "\n" : "");
 	if (n < 0)
 		return NULL;
 	*len = (size_t)n;
@@ -326,11 +404,33 @@ fusev_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 	if (r == 0)
 		fusev_fill_stat(&n, st);
 	pthread_rwlock_unlock(&fv.tables_lock);
+	fusev_node_done(&n);
 	return r;
 }
 
 static int fusev_readdir_unlocked(const char *path, void *buf,
 				  fuse_fill_dir_t filler);
+
+struct fusev_image_list {
+	const struct target *t;
+	void *buf;
+	fuse_fill_dir_t filler;
+};
+
+/* Registry locked: filler only copies the name. */
+static void
+fusev_image_list_one(struct lun *inst, void *opaque)
+{
+	struct fusev_image_list *il = opaque;
+	char nm[128], st[136];
+
+	if (inst->target != il->t)
+		return;
+	fusev_image_name(inst, nm, sizeof nm);
+	snprintf(st, sizeof st, "%s.stats", nm);
+	il->filler(il->buf, nm, NULL, 0, 0);
+	il->filler(il->buf, st, NULL, 0, 0);
+}
 
 static int
 fusev_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
@@ -354,8 +454,10 @@ fusev_readdir_unlocked(const char *path, void *buf, fuse_fill_dir_t filler)
 
 	if (r < 0)
 		return r;
-	if (n.kind != FV_ROOT && n.kind != FV_TARGET)
+	if (n.kind != FV_ROOT && n.kind != FV_TARGET) {
+		fusev_node_done(&n);
 		return -ENOTDIR;
+	}
 	filler(buf, ".", NULL, 0, 0);
 	filler(buf, "..", NULL, 0, 0);
 	if (n.kind == FV_ROOT) {
@@ -369,8 +471,11 @@ fusev_readdir_unlocked(const char *path, void *buf, fuse_fill_dir_t filler)
 		    filler(buf, n.t->luns[k].stats_name, NULL, 0, 0))
 			break;
 	}
-	/* PER-INITIATOR IMAGES: list each open instance of this target's
-	 * templates here (see fusev_resolve). */
+	/* The open images of this target's per-initiator LUNs. */
+	{
+		struct fusev_image_list il = { n.t->t, buf, filler };
+		images_foreach(fusev_image_list_one, &il);
+	}
 	return 0;
 }
 
@@ -391,7 +496,7 @@ static int
 fusev_open_unlocked(const char *path, struct fuse_file_info *fi)
 {
 	struct fusev_node n;
-	struct fusev_handle *h;
+	struct fusev_handle *h = NULL;
 	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
 	int r = fusev_resolve(path, &n);
 
@@ -400,20 +505,21 @@ fusev_open_unlocked(const char *path, struct fuse_file_info *fi)
 	switch (n.kind) {
 	case FV_ROOT:
 	case FV_TARGET:
-		return -EISDIR;
+		r = -EISDIR;
+		break;
 	case FV_STATS: {
 		size_t len = 0;
 		char *s;
 
-		if (wr)
-			return -EACCES;
+		if (wr) {
+			r = -EACCES;
+			break;
+		}
 		s = fusev_stats_text(n.fl, &len);
-		if (!s)
-			return -ENOMEM;
-		h = malloc(sizeof *h + len + 1);
-		if (!h) {
+		if (!s || !(h = malloc(sizeof *h + len + 1))) {
 			free(s);
-			return -ENOMEM;
+			r = -ENOMEM;
+			break;
 		}
 		memcpy(h->text, s, len + 1);
 		free(s);
@@ -422,23 +528,34 @@ fusev_open_unlocked(const char *path, struct fuse_file_info *fi)
 	}
 	case FV_LUN:
 		if (wr && !n.fl->fuse_writable)
-			return -EACCES;
-		if (wr && fusev_write_protected(n.fl->lun))
-			return -EROFS;
-		h = malloc(sizeof *h);
-		if (!h)
-			return -ENOMEM;
-		h->len = 0;
+			r = -EACCES;
+		else if (wr && fusev_write_protected(n.fl->lun))
+			r = -EROFS;
+		else if (!(h = malloc(sizeof *h)))
+			r = -ENOMEM;
+		else
+			h->len = 0;
 		break;
 	default:
-		return -ENOENT;
+		r = -ENOENT;
+	}
+	if (r < 0) {
+		fusev_node_done(&n);
+		return r;
 	}
 	h->kind = n.kind;
 	/* A copy of the table entry, which a reload may free, and a
-	 * reference that keeps the LUN itself until release. */
+	 * reference that keeps the LUN itself until release; an image's
+	 * file keeps its registry reference (the image stays open). */
 	h->flc = *n.fl;
 	h->fl = &h->flc;
 	lun_get(h->flc.lun);
+	h->image = NULL;
+	if (n.kind == FV_LUN) {
+		h->image = n.held;
+		n.held = NULL;
+	}
+	fusev_node_done(&n);
 	h->sync = (fi->flags & (O_SYNC | O_DSYNC)) != 0;
 	pthread_mutex_lock(&fv.open_lock);
 	h->prev = NULL;
@@ -467,6 +584,8 @@ fusev_release(const char *path, struct fuse_file_info *fi)
 		h->next->prev = h->prev;
 	pthread_mutex_unlock(&fv.open_lock);
 	lun_put(h->flc.lun);
+	if (h->image)
+		images_release(h->image);
 	free(h);
 	return 0;
 }
@@ -663,6 +782,7 @@ fusev_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 			r = -EPERM;
 	}
 	pthread_rwlock_unlock(&fv.tables_lock);
+	fusev_node_done(&n);
 	return r;
 }
 
@@ -967,6 +1087,8 @@ fuse_view_stop(void)
 		struct fusev_handle *h = fv.open;
 		fv.open = h->next;
 		lun_put(h->flc.lun);
+		if (h->image)
+			images_release(h->image);
 		free(h);
 	}
 	if (fv.stop_fd >= 0)
