@@ -339,6 +339,8 @@ target_apply_conf(struct target *t, const struct conf_target *ct)
 	t->nacl = acl ? ct->nacl : 0;
 	t->chap = ct->chap;
 	t->mutual_chap = ct->mutual_chap;
+	t->nets = ct->nets;
+	t->nnets = ct->nnets;
 	return 0;
 }
 

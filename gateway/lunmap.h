@@ -78,6 +78,10 @@ struct target {
 	const struct conf_chap *chap, *mutual_chap;
 	char **acl;
 	size_t nacl;
+	/* Address filter from the conf, which outlives the map: NULL
+	 * admits every address. */
+	const struct conf_net *nets;
+	size_t nnets;
 	uint16_t tpgt;
 	struct lun **luns;		/* sorted by id */
 	size_t nluns;

@@ -364,7 +364,7 @@ switch_target(struct report *rp, struct plan *pl)
 		size_t nacl = t->nacl;
 
 		if (oct && !conf_target_settings_equal(oct, pl->ct))
-			log_info("reload (%s): target %s: alias, acl or CHAP changed; new logins use them",
+			log_info("reload (%s): target %s: alias, acl, networks or CHAP changed; new logins use them",
 				 rp->why, t->name);
 		/* Swapped, so plan_free frees the old ones. */
 		t->alias = s->alias;
@@ -372,6 +372,8 @@ switch_target(struct report *rp, struct plan *pl)
 		t->nacl = s->nacl;
 		t->chap = s->chap;
 		t->mutual_chap = s->mutual_chap;
+		t->nets = s->nets;	/* point into the new conf */
+		t->nnets = s->nnets;
 		s->alias = alias;
 		s->acl = acl;
 		s->nacl = nacl;

@@ -65,7 +65,9 @@ conf_target_settings_equal(const struct conf_target *a,
 {
 	if (!str_eq(a->alias, b->alias) || !chap_equal(a->chap, b->chap) ||
 	    !chap_equal(a->mutual_chap, b->mutual_chap) ||
-	    !a->acl != !b->acl || a->nacl != b->nacl)
+	    !a->acl != !b->acl || a->nacl != b->nacl ||
+	    !a->nets != !b->nets || a->nnets != b->nnets ||
+	    (a->nnets && memcmp(a->nets, b->nets, a->nnets * sizeof *a->nets)))
 		return false;
 	for (size_t i = 0; i < a->nacl; i++)
 		if (strcmp(a->acl[i], b->acl[i]))

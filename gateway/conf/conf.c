@@ -7,7 +7,9 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -667,7 +669,7 @@ parse_lun(struct ctx *cx, json_t *lj, const char *ptr, struct conf_lun *l)
 }
 
 static const char *const target_keys[] = {
-	"name", "alias", "acl", "luns", "chap", "mutual_chap", NULL
+	"name", "alias", "acl", "networks", "luns", "chap", "mutual_chap", NULL
 };
 static const char *const target_later[] = { NULL };
 
@@ -792,6 +794,23 @@ parse_target(struct ctx *cx, json_t *tj, const char *ptr,
 			    !conf_valid_iscsi_name(json_string_value(item)))
 				return fail(cx, p, "must be a valid iSCSI initiator name");
 			t->acl[t->nacl++] = strdup(json_string_value(item));
+		}
+	}
+	v = json_object_get(tj, "networks");
+	if (v) {
+		snprintf(p, sizeof p, "%s/networks", ptr);
+		if (!json_is_array(v) || json_array_size(v) == 0)
+			return fail(cx, p, "must be a non-empty array of addresses or networks (\"10.0.0.0/8\", \"2001:db8::/32\")");
+		t->nets = calloc(json_array_size(v), sizeof *t->nets);
+		if (!t->nets)
+			return fail(cx, p, "out of memory");
+		json_array_foreach(v, i, item) {
+			snprintf(p, sizeof p, "%s/networks/%zu", ptr, i);
+			if (!json_is_string(item) ||
+			    conf_parse_net(json_string_value(item),
+					   &t->nets[t->nnets]) < 0)
+				return fail(cx, p, "must be an IPv4 or IPv6 address, optionally /PREFIX (\"10.0.0.0/8\", \"::1\")");
+			t->nnets++;
 		}
 	}
 	v = json_object_get(tj, "luns");
@@ -1102,6 +1121,7 @@ conf_free(struct conf *c)
 		for (size_t i = 0; i < ct->nacl; i++)
 			free(ct->acl[i]);
 		free(ct->acl);
+		free(ct->nets);
 		for (size_t l = 0; l < ct->nluns; l++) {
 			struct conf_lun *cl = &ct->luns[l];
 			free(cl->serial);
@@ -1134,4 +1154,79 @@ conf_free(struct conf *c)
 	free(c->fuse_mount);
 	free(c->path);
 	free(c);
+}
+
+int
+conf_parse_net(const char *s, struct conf_net *net)
+{
+	char buf[64], *slash, *end;
+	unsigned long prefix;
+	unsigned max;
+
+	if (strlen(s) >= sizeof buf)
+		return -1;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash++ = '\0';
+	memset(net, 0, sizeof *net);
+	if (inet_pton(AF_INET, buf, net->addr) == 1) {
+		net->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, net->addr) == 1) {
+		net->family = AF_INET6;
+		max = 128;
+	} else {
+		return -1;
+	}
+	prefix = max;
+	if (slash) {
+		prefix = strtoul(slash, &end, 10);
+		if (!*slash || *end || prefix > max)
+			return -1;
+	}
+	net->prefix = (unsigned)prefix;
+	/* Clear the host bits: "10.1.2.3/8" is 10.0.0.0/8. */
+	for (unsigned bit = net->prefix; bit < max; bit++)
+		net->addr[bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
+	return 0;
+}
+
+bool
+conf_net_match(const struct conf_net *nets, size_t n, const struct sockaddr *sa)
+{
+	uint8_t a[16];
+	int family;
+
+	if (!nets)
+		return true;
+	if (sa->sa_family == AF_INET) {
+		family = AF_INET;
+		memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+		/* An IPv4 peer on an IPv6 socket: ::ffff:a.b.c.d. */
+		if (!memcmp(b, mapped, 12)) {
+			family = AF_INET;
+			memcpy(a, b + 12, 4);
+		} else {
+			family = AF_INET6;
+			memcpy(a, b, 16);
+		}
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_net *net = &nets[i];
+		unsigned full = net->prefix / 8, rest = net->prefix % 8;
+
+		if (net->family != family || memcmp(a, net->addr, full))
+			continue;
+		if (rest && ((a[full] ^ net->addr[full]) & (uint8_t)(0xff << (8 - rest))))
+			continue;
+		return true;
+	}
+	return false;
 }

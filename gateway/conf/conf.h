@@ -53,6 +53,13 @@ struct conf_chap {
 	size_t secret_len;
 };
 
+/* An address filter: "10.0.0.0/8", "2001:db8::/32", "192.0.2.7". */
+struct conf_net {
+	int family;		/* AF_INET, AF_INET6 */
+	uint8_t addr[16];	/* network byte order, host bits cleared */
+	unsigned prefix;	/* bits that must match */
+};
+
 struct conf_target {
 	char *name;
 	char *alias;
@@ -60,6 +67,8 @@ struct conf_target {
 	struct conf_chap *mutual_chap;	/* NULL: target does not prove itself */
 	char **acl;		/* NULL: every initiator */
 	size_t nacl;
+	struct conf_net *nets;	/* NULL: from any address */
+	size_t nnets;
 	struct conf_lun *luns;
 	size_t nluns;
 };
@@ -128,6 +137,12 @@ size_t conf_global_changes(const struct conf *a, const struct conf *b,
 /* Split "HOST:PORT" / "[V6]:PORT"; host is written to hostbuf. */
 int conf_parse_portal(const char *s, char *hostbuf, size_t hostsz,
 		      unsigned *port);
+/* "ADDR[/PREFIX]", IPv4 or IPv6. */
+int conf_parse_net(const char *s, struct conf_net *net);
+struct sockaddr;
+/* Is sa in one of the n networks?  nets NULL: every address is. */
+bool conf_net_match(const struct conf_net *nets, size_t n,
+		    const struct sockaddr *sa);
 /* RFC 7143 §4.2.7 name rules: iqn./eui./naa. forms. */
 bool conf_valid_iscsi_name(const char *name);
 

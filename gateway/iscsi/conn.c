@@ -135,6 +135,15 @@ conn_free(struct iscsi_conn *c)
 	free(c);
 }
 
+bool
+conn_allowed(const struct iscsi_conn *c, const struct target *t,
+	     const char *initiator)
+{
+	return target_allows(t, initiator) &&
+	       conf_net_match(t->nets, t->nnets,
+			      (const struct sockaddr *)&c->peer_sa);
+}
+
 void
 conn_after_batch(void *opaque)
 {
@@ -178,6 +187,11 @@ conn_accept(int fd, const char *peer, const char *lhost, unsigned lport)
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	{
+		socklen_t len = sizeof c->peer_sa;
+		if (getpeername(fd, (struct sockaddr *)&c->peer_sa, &len) < 0)
+			c->peer_sa.ss_family = AF_UNSPEC;
+	}
 	c->ev.fd = fd;
 	c->ev.cb = conn_event;
 	c->loop = iscsi_g.loop;

@@ -122,7 +122,7 @@ text_handle(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 			if (s->discovery && !strcmp(v, "All")) {
 				for (size_t t = 0; t < iscsi_g.map->ntargets; t++) {
 					struct target *tg = iscsi_g.map->targets[t];
-					if (target_allows(tg, s->initiator))
+					if (conn_allowed(c, tg, s->initiator))
 						add_addresses(c, tg, &out);
 				}
 			} else if (!s->discovery &&
@@ -133,7 +133,7 @@ text_handle(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 			} else if (*v) {
 				struct target *tg =
 					lunmap_find_target(iscsi_g.map, v);
-				if (tg && target_allows(tg, s->initiator))
+				if (tg && conn_allowed(c, tg, s->initiator))
 					add_addresses(c, tg, &out);
 			}
 		} else if (iscsi_negotiate_key(&c->params, &iscsi_g.offer,

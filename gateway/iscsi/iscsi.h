@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <time.h>
+#include <sys/socket.h>
 
 #include "scsi/scsi.h"
 #include "io/io.h"
@@ -228,6 +229,7 @@ struct iscsi_conn {
 	bool login_busy;		/* login waits for image provisioning */
 	bool want_out;			/* EPOLLOUT registered */
 	char peer[80];			/* "ip:port", for logs */
+	struct sockaddr_storage peer_sa;	/* for a target's "networks" */
 	char local_host[64];
 	unsigned local_port;
 	uint16_t cid;
@@ -345,6 +347,10 @@ void conn_send_reject(struct iscsi_conn *c, uint8_t reason,
 
 /* conn.c */
 void conn_accept(int fd, const char *peer, const char *lhost, unsigned lport);
+/* May the initiator of c use target t: its name in the acl, its address
+ * in the networks? */
+bool conn_allowed(const struct iscsi_conn *c, const struct target *t,
+		  const char *initiator);
 void conn_close(struct iscsi_conn *c, const char *why);
 void conn_get(struct iscsi_conn *c);
 void conn_put(struct iscsi_conn *c);

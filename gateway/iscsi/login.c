@@ -223,6 +223,11 @@ leading_checks(struct iscsi_conn *c)
 			   "initiator not in the target's acl");
 		return false;
 	}
+	if (!conn_allowed(c, ls->target, ls->initiator)) {
+		login_fail(c, LOGIN_AUTHORIZATION_FAILURE,
+			   "address not in the target's networks");
+		return false;
+	}
 	return true;
 }
 

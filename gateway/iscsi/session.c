@@ -105,8 +105,8 @@ session_recheck_acl(struct target *t)
 	for (struct iscsi_session *s = iscsi_g.sessions; s; s = s->next)
 		if (!s->discovery && s->target == t &&
 		    s->conn->state != CONN_CLOSED &&
-		    !target_allows(t, s->initiator))
-			conn_close(s->conn, "the initiator is no longer in the target's acl");
+		    !conn_allowed(s->conn, t, s->initiator))
+			conn_close(s->conn, "the initiator is no longer in the target's acl or networks");
 }
 
 bool

@@ -3,6 +3,8 @@
  * the bad key.  Nothing here opens a backend (conf only checks keys). */
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -835,6 +837,53 @@ TEST(reload_differences)
 	conf_free(a);
 	conf_free(b);
 	conf_free(c);
+}
+
+/* "networks": address filters per target. */
+TEST(networks)
+{
+	char err[ERRSZ];
+	struct conf *c;
+	struct conf_net n;
+	struct sockaddr_in a4 = { .sin_family = AF_INET };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
+
+	c = load(MAP("{" TNAME ", \"networks\": [\"10.1.2.3/8\", \"::1\", "
+		     "\"192.0.2.0/28\"], \"luns\": [" LUN(0) "]}"), err);
+	CHECK_EQ_STR(err, "");
+	REQUIRE(c != NULL);
+	REQUIRE(c->targets[0].nnets == 3);
+	inet_pton(AF_INET, "10.200.0.1", &a4.sin_addr);
+	CHECK(conf_net_match(c->targets[0].nets, 3, (struct sockaddr *)&a4));
+	inet_pton(AF_INET, "11.0.0.1", &a4.sin_addr);
+	CHECK(!conf_net_match(c->targets[0].nets, 3, (struct sockaddr *)&a4));
+	inet_pton(AF_INET, "192.0.2.15", &a4.sin_addr);
+	CHECK(conf_net_match(c->targets[0].nets, 3, (struct sockaddr *)&a4));
+	inet_pton(AF_INET, "192.0.2.16", &a4.sin_addr);
+	CHECK(!conf_net_match(c->targets[0].nets, 3, (struct sockaddr *)&a4));
+	inet_pton(AF_INET6, "::1", &a6.sin6_addr);
+	CHECK(conf_net_match(c->targets[0].nets, 3, (struct sockaddr *)&a6));
+	inet_pton(AF_INET6, "::2", &a6.sin6_addr);
+	CHECK(!conf_net_match(c->targets[0].nets, 3, (struct sockaddr *)&a6));
+	/* An IPv4 peer on an IPv6 socket. */
+	inet_pton(AF_INET6, "::ffff:10.9.9.9", &a6.sin6_addr);
+	CHECK(conf_net_match(c->targets[0].nets, 3, (struct sockaddr *)&a6));
+	/* No filter: everyone. */
+	CHECK(conf_net_match(NULL, 0, (struct sockaddr *)&a6));
+	conf_free(c);
+
+	CHECK(conf_parse_net("0.0.0.0/0", &n) == 0 && n.prefix == 0);
+	CHECK(conf_parse_net("2001:db8::/32", &n) == 0 && n.prefix == 32);
+	CHECK(conf_parse_net("10.0.0.0/33", &n) < 0);
+	CHECK(conf_parse_net("10.0.0.0/", &n) < 0);
+	CHECK(conf_parse_net("host.example", &n) < 0);
+	CHECK(conf_parse_net("::1/129", &n) < 0);
+	CHECK_BAD(MAP("{" TNAME ", \"networks\": [\"10.0.0.0/40\"], \"luns\": [" LUN(0) "]}"),
+		  "/targets/0/networks/0", "IPv4 or IPv6 address");
+	CHECK_BAD(MAP("{" TNAME ", \"networks\": [], \"luns\": [" LUN(0) "]}"),
+		  "/targets/0/networks", "non-empty array");
+	CHECK_BAD(MAP("{" TNAME ", \"networks\": \"10.0.0.0/8\", \"luns\": [" LUN(0) "]}"),
+		  "/targets/0/networks", "non-empty array");
 }
 
 int
