@@ -25,6 +25,8 @@ struct cli {
 int cmd_images(const struct cli *cli);
 /* provision.c: iscsi-gw provision list|create|resize|remove */
 int cmd_provision(const struct cli *cli);
+/* reload.c: iscsi-gw mount DIR (the FUSE view of a running daemon) */
+int cmd_mount(const struct cli *cli);
 /* status.c: iscsi-gw status, through the map's control_socket */
 int cmd_status(const struct cli *cli);
 /* reload.c: iscsi-gw reload, through the map's control_socket */

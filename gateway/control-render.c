@@ -548,3 +548,19 @@ control_render_error(struct sbuf *b, const char *fmt, ...)
 		sb_printf(b, "{\"error\": \"bad request\"}\n");
 	free(text);
 }
+
+void
+control_render_result(struct sbuf *b, bool ok, const char *msg)
+{
+	json_t *o = json_object();
+	char *text;
+
+	if (o) {
+		json_object_set_new(o, "ok", json_boolean(ok));
+		json_object_set_new(o, ok ? "message" : "error", jstr(msg));
+	}
+	text = o ? json_dumps(o, 0) : NULL;
+	json_decref(o);
+	sb_printf(b, "%s\n", text ? text : "{\"ok\": false}");
+	free(text);
+}

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "fuse/fuse-view.h"
 #include "reload.h"
 #include "lunmap.h"
 #include "iscsi/iscsi.h"
@@ -124,6 +125,15 @@ control_request(struct client *cl)
 		else
 			control_render_error(&cl->out, "out of memory");
 		free(ans);
+	} else if (len > 6 && !memcmp(line, "mount ", 6)) {
+		/* "mount DIR": the FUSE view on DIR (iscsi-gw mount). */
+		char dir[CONTROL_LINE_MAX + 1], msg[600];
+		int r;
+
+		snprintf(dir, sizeof dir, "%.*s", (int)(len - 6), line + 6);
+		r = fuse_view_mount(iscsi_g.conf, iscsi_g.map, dir, msg,
+				    sizeof msg);
+		control_render_result(&cl->out, r == 0, msg);
 	} else if (len == 7 && !memcmp(line, "metrics", 7)) {
 		control_render_metrics(&cl->out, mono_sec() - ctl.started);
 	} else if (!end && cl->in_len >= CONTROL_LINE_MAX) {

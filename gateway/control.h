@@ -62,6 +62,8 @@ void control_render_status(struct sbuf *b, const struct conf *c,
 			   time_t uptime);
 /* "metrics" and GET /metrics: the text format 0.0.4 exposition. */
 void control_render_metrics(struct sbuf *b, time_t uptime);
+/* {"ok": true, "message": msg} or {"ok": false, "error": msg}. */
+void control_render_result(struct sbuf *b, bool ok, const char *msg);
 /* {"error": "..."} and a newline. */
 void control_render_error(struct sbuf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

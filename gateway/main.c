@@ -59,6 +59,7 @@ usage(FILE *f)
 "       iscsi-gw reload --config FILE\n"
 "       iscsi-gw images list|reset|delete|commit --config FILE [--target T]\n"
 "                [--lun N] [--initiator I] [--output FILE] [--json]\n"
+"       iscsi-gw mount --config FILE DIR\n"
 "       iscsi-gw provision list|create|resize|remove --config FILE\n"
 "                [--target T] [--lun N] [--size SIZE] [--json]\n"
 "       iscsi-gw --version | --help\n"
@@ -464,6 +465,8 @@ main(int argc, char **argv)
 		return cmd_images(&cli);
 	if (!strcmp(cmd, "provision"))
 		return cmd_provision(&cli);
+	if (!strcmp(cmd, "mount"))
+		return cmd_mount(&cli);
 	if (cli.nargs) {
 		fprintf(stderr, "iscsi-gw: unexpected argument '%s'\n", cli.args[0]);
 		return 2;
@@ -476,7 +479,7 @@ main(int argc, char **argv)
 		return cmd_status(&cli);
 	if (!strcmp(cmd, "reload"))
 		return cmd_reload(&cli);
-	fprintf(stderr, "iscsi-gw: unknown command '%s' (serve, check, status, reload, images, provision)\n", cmd);
+	fprintf(stderr, "iscsi-gw: unknown command '%s' (serve, check, status, reload, images, provision, mount)\n", cmd);
 	usage(stderr);
 	return 2;
 }

@@ -45,6 +45,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -689,6 +690,59 @@ cmd_reload(const struct cli *cli)
 			json_string_value(json_object_get(j, "error")) ?
 			json_string_value(json_object_get(j, "error")) :
 			"(no reason given)");
+	json_decref(j);
+	free(reply);
+	return ok ? 0 : 1;
+}
+
+int
+cmd_mount(const struct cli *cli)
+{
+	char *sock, *reply = NULL, *req = NULL, dir[PATH_MAX];
+	size_t len = 0;
+	json_t *j;
+	bool ok;
+	int rc;
+
+	if (!cli->config || cli->nargs != 1) {
+		fprintf(stderr, "Usage: iscsi-gw mount --config FILE DIR\n");
+		return 2;
+	}
+	/* The daemon's working folder is not ours: an absolute path. */
+	if (cli->args[0][0] == '/')
+		snprintf(dir, sizeof dir, "%s", cli->args[0]);
+	else if (!getcwd(dir, sizeof dir) ||
+		 strlen(dir) + 1 + strlen(cli->args[0]) >= sizeof dir) {
+		fprintf(stderr, "iscsi-gw: %s: path too long\n", cli->args[0]);
+		return 1;
+	} else {
+		strcat(dir, "/");
+		strcat(dir, cli->args[0]);
+	}
+	if (strchr(dir, '\n')) {
+		fprintf(stderr, "iscsi-gw: a folder name with a newline is not accepted\n");
+		return 2;
+	}
+	sock = control_socket_of(cli->config);
+	if (!sock)
+		return 1;
+	if (asprintf(&req, "mount %s\n", dir) < 0) {
+		free(sock);
+		return 1;
+	}
+	rc = control_ask(sock, req, &reply, &len);
+	free(sock);
+	free(req);
+	if (rc)
+		return 1;
+	j = json_loads(reply, 0, NULL);
+	ok = j && json_is_true(json_object_get(j, "ok"));
+	if (ok)
+		printf("%s\n", json_string_value(json_object_get(j, "message")));
+	else
+		fprintf(stderr, "iscsi-gw: mount: %s\n",
+			j && json_string_value(json_object_get(j, "error")) ?
+			json_string_value(json_object_get(j, "error")) : reply);
 	json_decref(j);
 	free(reply);
 	return ok ? 0 : 1;

@@ -966,16 +966,48 @@ fusev_build_tables(const struct conf *c, struct lunmap *m)
 	return 0;
 }
 
+static int fusev_start_at(const struct conf *c, struct lunmap *m,
+			  const char *dir);
+
 int
 fuse_view_start(const struct conf *c, struct lunmap *m)
+{
+	if (!c->fuse_mount)
+		return 0;
+	return fusev_start_at(c, m, c->fuse_mount);
+}
+
+int
+fuse_view_mount(const struct conf *c, struct lunmap *m, const char *dir,
+		char *msg, size_t msgsz)
+{
+	if (fv.mountpoint || fv.fuse) {
+		snprintf(msg, msgsz, "the FUSE view is already mounted on %s",
+			 fv.mountpoint ? fv.mountpoint : "?");
+		return -1;
+	}
+	if (dir[0] != '/') {
+		snprintf(msg, msgsz, "%s: the folder must be an absolute path", dir);
+		return -1;
+	}
+	if (fusev_start_at(c, m, dir) < 0) {
+		snprintf(msg, msgsz, "cannot mount the FUSE view on %s (the daemon's log says why; mounting needs root)",
+			 dir);
+		return -1;
+	}
+	snprintf(msg, msgsz, "FUSE view mounted on %s", fv.mountpoint);
+	return 0;
+}
+
+static int
+fusev_start_at(const struct conf *c, struct lunmap *m, const char *dir)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	int fd, fl;
 
-	if (!c->fuse_mount)
-		return 0;
 	clock_gettime(CLOCK_REALTIME, &fv.start);
-	fv.mountpoint = strdup(c->fuse_mount);
+	__atomic_store_n(&fv.stopping, false, __ATOMIC_RELAXED);
+	fv.mountpoint = strdup(dir);
 	if (!fv.mountpoint || fusev_build_tables(c, m) < 0) {
 		log_error("fuse: out of memory");
 		goto fail;

@@ -19,11 +19,19 @@
 struct conf;
 struct lunmap;
 
+#include <stddef.h>
+#include <stdio.h>
+
 #ifdef HAVE_FUSE3
 /* Mount the view on c->fuse_mount (nothing when it is NULL): creates the
  * folder when missing, lazily unmounts a stale mount left by a crashed
  * run, starts the request threads.  0, or -1 after logging why. */
 int fuse_view_start(const struct conf *c, struct lunmap *m);
+/* `iscsi-gw mount DIR` (control socket, loop thread): mount the view on
+ * dir (absolute) when none is mounted.  0, or -1; msg says what
+ * happened. */
+int fuse_view_mount(const struct conf *c, struct lunmap *m, const char *dir,
+		    char *msg, size_t msgsz);
 /* Stop the threads and unmount (lazily: a reader holding a file open
  * cannot delay shutdown; its next access fails).  Safe to call when the
  * view was never started, and more than once. */
@@ -37,6 +45,13 @@ static inline int
 fuse_view_start(const struct conf *c, struct lunmap *m)
 {
 	return 0;
+}
+static inline int
+fuse_view_mount(const struct conf *c, struct lunmap *m, const char *dir,
+		char *msg, size_t msgsz)
+{
+	snprintf(msg, msgsz, "this build of iscsi-gw has no FUSE view (libfuse3)");
+	return -1;
 }
 static inline void
 fuse_view_stop(void)
