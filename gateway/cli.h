@@ -12,6 +12,7 @@ struct cli {
 	const char *config;	/* --config */
 	unsigned port;		/* --port (built-in map only) */
 	bool json;		/* --json */
+	bool syslog;		/* --syslog: serve logs to syslog */
 	const char *target;	/* --target */
 	int lun;		/* --lun, -1 when not given */
 	const char *initiator;	/* --initiator */

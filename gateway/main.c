@@ -79,6 +79,7 @@ usage(FILE *f)
 "  -D, --debug AREA=1  debug output: iscsi.login, iscsi.pdu, scsi, io, conf, all\n"
 "  -p, --port PORT     with the built-in map: the port to listen on\n"
 "  -v, --verbose       more messages\n"
+"      --syslog        serve: log to syslog (daemon facility) instead of stderr\n"
 "      --json          status, images list: JSON output\n"
 "      --target T, --lun N, --initiator I, --output FILE: see 'images'\n"
 "  -V, --version       print the version and exit\n"
@@ -361,6 +362,7 @@ parse_opts(int argc, char **argv, const char *optstring, struct cli *cli)
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "syslog", no_argument, NULL, 'Y' },
 		{ "target", required_argument, NULL, 'T' },
 		{ "lun", required_argument, NULL, 'L' },
 		{ "initiator", required_argument, NULL, 'I' },
@@ -395,6 +397,9 @@ parse_opts(int argc, char **argv, const char *optstring, struct cli *cli)
 			break;
 		case 'j':
 			cli->json = true;
+			break;
+		case 'Y':
+			cli->syslog = true;
 			break;
 		case 'T':
 			cli->target = optarg;
@@ -471,8 +476,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "iscsi-gw: unexpected argument '%s'\n", cli.args[0]);
 		return 2;
 	}
-	if (!strcmp(cmd, "serve"))
+	if (!strcmp(cmd, "serve")) {
+		/* Not in the foreground of a terminal (a service manager
+		 * without a journal on stderr): log to syslog. */
+		if (cli.syslog)
+			log_init(true);
 		return cmd_serve(cli.config, cli.port);
+	}
 	if (!strcmp(cmd, "check"))
 		return cmd_check(cli.config);
 	if (!strcmp(cmd, "status"))
