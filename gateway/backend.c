@@ -148,6 +148,7 @@ backend_open(struct backend *b, bool readonly)
 	b->can_zero = b->ops.zero && ask(b, b->ops.can_zero, false);
 	b->can_extents = b->ops.extents && ask(b, b->ops.can_extents, false);
 	b->can_multi_conn = ask(b, b->ops.can_multi_conn, false);
+	b->can_atomic = ask(b, b->ops.can_atomic, false);
 	if (b->ops.block_size &&
 	    b->ops.block_size(b->handle, &b->pref_logical, &b->pref_physical) < 0)
 		b->pref_logical = b->pref_physical = 0;

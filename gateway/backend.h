@@ -19,7 +19,7 @@ struct backend {
 	void *handle;			/* from ops.open, NULL when closed */
 	/* Capabilities: read-only once backend_open returns. */
 	bool can_write, can_flush, can_fua, can_trim, can_zero, can_extents;
-	bool can_multi_conn;
+	bool can_multi_conn, can_atomic;
 	uint32_t pref_logical, pref_physical;	/* 0 when not told */
 	/* Serialises data calls for SERIALIZE_* thread models. */
 	pthread_mutex_t lock;

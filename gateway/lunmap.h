@@ -53,8 +53,9 @@ struct lun {
 	 * changed by MODE SELECT. */
 	int wce;
 	int swp;
-	/* Writes hold it shared, COMPARE AND WRITE exclusive, so the
-	 * compare and the write are atomic against every other write. */
+	/* Reads and writes hold it shared; COMPARE AND WRITE, ORWRITE and
+	 * WRITE ATOMIC exclusive, so that each is atomic against every
+	 * other read and write (scsi/sbc.c). */
 	pthread_rwlock_t write_lock;
 	/* Reservations (scsi/pr.c, scsi/pr.h): pr_lock guards *pr. */
 	pthread_mutex_t pr_lock;

@@ -101,6 +101,16 @@ struct igw_backend {
 	 * of the first run of the same state from offset, *allocated to 1/0. */
 	int (*extents)(void *handle, uint64_t count, uint64_t offset,
 		       uint64_t *run_len, int *allocated);
+
+	/* Appended members: a backend built before one was added has none
+	 * of it, which means no. */
+
+	/* Optional capability: 1 when no crash can leave a pwrite half done
+	 * for anyone to read afterwards (memory: nothing survives a crash).
+	 * The core then offers WRITE ATOMIC, and orders it against the
+	 * other requests itself; a store that can tear a write (a file in
+	 * the page cache, most disks) answers no. */
+	int (*can_atomic)(void *handle);
 };
 
 /* Set the message the core prints when a call returns an error. */

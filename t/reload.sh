@@ -414,9 +414,9 @@ print("ok: old templates closed once their images are released")
 PY
 grep -q "policy delete: removed the image of iqn.2026-11.org.example:x" "$GW_LOG" ||
 	fail "the removed template's image was not released under its policy"
-grep -q "connection closed (the initiator is no longer in the target's acl): target $P" "$GW_LOG" ||
+grep -q "connection closed (the initiator is no longer in the target's acl or networks): target $P" "$GW_LOG" ||
 	fail "no log line for the session the acl left out"
-grep -q "reload (control socket): target $P: alias, acl or CHAP changed" "$GW_LOG" ||
+grep -q "reload (control socket): target $P: alias, acl, networks or CHAP changed" "$GW_LOG" ||
 	fail "no log line for the acl change"
 stop_gw
 

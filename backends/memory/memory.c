@@ -216,6 +216,7 @@ static struct igw_backend memory_backend = {
 	.can_zero = mem_yes,
 	.can_extents = mem_yes,
 	.can_multi_conn = mem_yes,
+	.can_atomic = mem_yes,
 	.pread = mem_pread,
 	.pwrite = mem_pwrite,
 	.flush = mem_flush,

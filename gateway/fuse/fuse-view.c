@@ -40,7 +40,9 @@
  *   aligned bounce buffer; a write that covers part of a block reads
  *   that block first (read-modify-write).
  *
- * - Writes hold the LUN's write_lock shared, as SCSI writes do (sbc.c).
+ * - Reads and writes hold the LUN's write_lock shared, as SCSI reads and
+ *   writes do (sbc.c), so that none sees or splits half of a COMPARE AND
+ *   WRITE, ORWRITE or WRITE ATOMIC.
  *   A read-modify-write holds it exclusively, as COMPARE AND WRITE does:
  *   a SCSI write to the same block between our read and our write would
  *   otherwise be undone.  With the LUN's write cache off (WCE 0), or the
@@ -612,7 +614,10 @@ fusev_read_span(struct lun *l, char *out, uint32_t size, uint64_t off)
 
 	if (!b)
 		return -ENOMEM;
+	/* Shared, as SCSI reads: never half of an exclusive command. */
+	pthread_rwlock_rdlock(&l->write_lock);
 	r = backend_pread(l->be, b, (uint32_t)(end - first), first);
+	pthread_rwlock_unlock(&l->write_lock);
 	if (r == 0)
 		memcpy(out, b + (off - first), size);
 	free(b);

@@ -250,7 +250,7 @@ scsi_cmd_exec(struct scsi_cmd *cmd)
 			       ASC_LOGICAL_UNIT_NOT_SUPPORTED);
 		goto out;
 	}
-	if (!op) {
+	if (!op || (op->avail && cmd->lun && !op->avail(cmd->lun))) {
 		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
 			       ASC_INVALID_COMMAND_OPERATION_CODE);
 		goto out;

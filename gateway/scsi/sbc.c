@@ -28,6 +28,8 @@ enum io_op {
 	IO_UNMAP,		/* descriptors in cmd->buf */
 	IO_CAW,			/* COMPARE AND WRITE */
 	IO_LBA_STATUS,		/* GET LBA STATUS: extents into a buffer */
+	IO_ORWRITE,		/* ORWRITE: read, OR cmd->buf in, write */
+	IO_WRITE_ATOMIC,	/* WRITE ATOMIC: a write under the lock */
 };
 
 /* GET LBA STATUS answers at most this many descriptors at once. */
@@ -124,6 +126,55 @@ compare_and_write(struct lun *l, struct scsi_cmd *cmd, uint64_t *miss)
 	return r;
 }
 
+/* Worker: ORWRITE (SBC-4 §5.12) reads the blocks, ORs the Data-Out into
+ * them and writes the result, a chunk at a time, holding the LUN's write
+ * lock exclusively throughout, so that no other write lands between a
+ * read and its write: the "uninterrupted series of actions" the command
+ * asks for.  An error in a later chunk leaves the earlier ones written,
+ * as a failed WRITE may. */
+static int
+or_write(struct lun *l, struct scsi_cmd *cmd)
+{
+	uint32_t chunk = MIN(cmd->length, 1u << 20);
+	uint8_t *tmp = aligned_buf(chunk);
+	uint32_t done = 0;
+	int r = 0;
+
+	if (!tmp)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&l->write_lock);
+	while (done < cmd->length && r == 0) {
+		uint32_t n = MIN(cmd->length - done, chunk);
+		r = backend_pread(l->be, tmp, n, cmd->offset + done);
+		if (r == 0) {
+			for (uint32_t i = 0; i < n; i++)
+				tmp[i] |= cmd->buf[done + i];
+			r = backend_pwrite(l->be, tmp, n, cmd->offset + done,
+					   cmd->flags);
+		}
+		done += n;
+	}
+	pthread_rwlock_unlock(&l->write_lock);
+	free(tmp);
+	return r;
+}
+
+/* Worker: WRITE ATOMIC (SBC-4 §5.48) as one backend write holding the
+ * write lock exclusively, so that every overlapping read or write (they
+ * hold it shared) comes wholly before or wholly after it.  That a crash
+ * cannot tear it is the backend's part (can_atomic). */
+static int
+write_atomic(struct lun *l, struct scsi_cmd *cmd)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&l->write_lock);
+	r = backend_pwrite(l->be, cmd->buf, cmd->length, cmd->offset,
+			   cmd->flags);
+	pthread_rwlock_unlock(&l->write_lock);
+	return r;
+}
+
 /* Worker: the provisioning status of runs of blocks from cmd->offset
  * (SBC-4 §5.8), from the backend's allocation (SEEK_DATA/SEEK_HOLE on
  * files).  Builds the parameter data in a buffer hung on cmd->job.next's
@@ -190,7 +241,12 @@ io_run(struct io_job *job)
 	struct lun *l = cmd->lun;
 	struct backend *be = l->be;
 	uint64_t miss = 0;
-	bool shared = cmd->op == IO_WRITE || cmd->op == IO_WRITE_SAME ||
+	/* Everything that reads or writes blocks but the exclusive ones
+	 * (COMPARE AND WRITE, ORWRITE, WRITE ATOMIC lock for themselves):
+	 * reads too, so that none sees half of an exclusive one. */
+	bool shared = cmd->op == IO_READ || cmd->op == IO_COMPARE ||
+		      cmd->op == IO_COMPARE_EACH ||
+		      cmd->op == IO_WRITE || cmd->op == IO_WRITE_SAME ||
 		      cmd->op == IO_ZERO || cmd->op == IO_TRIM ||
 		      cmd->op == IO_UNMAP;
 
@@ -202,6 +258,12 @@ io_run(struct io_job *job)
 		break;
 	case IO_LBA_STATUS:
 		cmd->result = lba_status(l, cmd);
+		break;
+	case IO_ORWRITE:
+		cmd->result = or_write(l, cmd);
+		break;
+	case IO_WRITE_ATOMIC:
+		cmd->result = write_atomic(l, cmd);
 		break;
 	case IO_READ:
 		cmd->result = backend_pread(be, cmd->buf, cmd->length, cmd->offset);
@@ -329,7 +391,8 @@ io_done(struct io_job *job)
 
 	lun_job_done(l);
 	bool write = cmd->op == IO_WRITE || cmd->op == IO_WRITE_SAME ||
-		     cmd->op == IO_CAW ||
+		     cmd->op == IO_CAW || cmd->op == IO_ORWRITE ||
+		     cmd->op == IO_WRITE_ATOMIC ||
 		     cmd->op == IO_ZERO || cmd->op == IO_TRIM ||
 		     cmd->op == IO_UNMAP || cmd->op == IO_FLUSH;
 
@@ -481,12 +544,12 @@ write_flags(struct scsi_cmd *cmd)
 	return 0;
 }
 
-/* Write the blocks the initiator sent.  With fewer bytes than the CDB
- * describes (EDTL overflow, RFC 7143 §11.4.5.2) the whole blocks that did
- * arrive are written and the transport reports the residual; less than one
- * block is an error in the information unit. */
+/* Write (op IO_WRITE or IO_ORWRITE) the blocks the initiator sent.  With
+ * fewer bytes than the CDB describes (EDTL overflow, RFC 7143 §11.4.5.2)
+ * the whole blocks that did arrive are written and the transport reports
+ * the residual; less than one block is an error in the information unit. */
 static int
-write_blocks(struct scsi_cmd *cmd, uint64_t lba, uint32_t flags)
+write_blocks(struct scsi_cmd *cmd, int op, uint64_t lba, uint32_t flags)
 {
 	struct lun *l = cmd->lun;
 	uint32_t len = cmd->xfer_len;
@@ -500,7 +563,7 @@ write_blocks(struct scsi_cmd *cmd, uint64_t lba, uint32_t flags)
 			return SCSI_DONE;
 		}
 	}
-	return submit(cmd, IO_WRITE, lba << l->block_shift, len, flags);
+	return submit(cmd, op, lba << l->block_shift, len, flags);
 }
 
 int
@@ -521,7 +584,7 @@ sbc_write(struct scsi_cmd *cmd)
 	cmd->xfer_len = nb << l->block_shift;
 	if (cmd->xfer_len == 0)
 		return SCSI_DONE;
-	return write_blocks(cmd, lba, write_flags(cmd));
+	return write_blocks(cmd, IO_WRITE, lba, write_flags(cmd));
 }
 
 int
@@ -543,7 +606,84 @@ sbc_write_verify(struct scsi_cmd *cmd)
 	if (cmd->xfer_len == 0)
 		return SCSI_DONE;
 	/* Verification against the medium: the write is made stable. */
-	return write_blocks(cmd, lba, IGW_FLAG_FUA);
+	return write_blocks(cmd, IO_WRITE, lba, IGW_FLAG_FUA);
+}
+
+/* ORWRITE(16) (SBC-4 §5.12): the Data-Out is ORed into the blocks (BMOP
+ * 000b, the only operation of the 16-byte CDB).  Checked as WRITE(16) is;
+ * ORPROTECT, like WRPROTECT, must be zero. */
+int
+sbc_orwrite(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	uint64_t lba;
+	uint32_t nb;
+
+	decode_rw(c, &lba, &nb);
+	if (c[1] & 0xe0) {	/* ORPROTECT */
+		scsi_invalid_field(cmd, 1, 7);
+		return SCSI_DONE;
+	}
+	if (!check_range(cmd, lba, nb) || !check_xfer(cmd, nb, len_byte(c)))
+		return SCSI_DONE;
+	cmd->xfer_len = nb << l->block_shift;
+	if (cmd->xfer_len == 0)
+		return SCSI_DONE;
+	return write_blocks(cmd, IO_ORWRITE, lba, write_flags(cmd));
+}
+
+bool
+sbc_atomic_avail(const struct lun *l)
+{
+	return l->be->can_atomic;
+}
+
+uint32_t
+sbc_atomic_max(const struct lun *l)
+{
+	if (!sbc_atomic_avail(l))
+		return 0;
+	return MIN(SCSI_MAX_ATOMIC, SCSI_MAX_XFER) >> l->block_shift;
+}
+
+/* WRITE ATOMIC(16) (SBC-4 §5.48), on LUNs whose backend writes cannot be
+ * torn by a crash (sbc_atomic_avail; the others answer INVALID COMMAND
+ * OPERATION CODE from the dispatcher).  Within the Block Limits VPD page:
+ * at most sbc_atomic_max blocks, no alignment or granularity, and no
+ * ATOMIC BOUNDARY (its maxima are reported as zero).  All or nothing, so
+ * unlike WRITE a Data-Out shorter than the CDB describes writes nothing. */
+int
+sbc_write_atomic(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	uint64_t lba = get_be64(c + 2);
+	uint32_t nb = get_be16(c + 12);
+
+	if (c[1] & 0xe0) {	/* WRPROTECT */
+		scsi_invalid_field(cmd, 1, 7);
+		return SCSI_DONE;
+	}
+	if (get_be16(c + 10)) {	/* ATOMIC BOUNDARY */
+		scsi_invalid_field(cmd, 10, -1);
+		return SCSI_DONE;
+	}
+	if (!check_range(cmd, lba, nb))
+		return SCSI_DONE;
+	if (nb > sbc_atomic_max(l)) {
+		scsi_invalid_field(cmd, 12, -1);
+		return SCSI_DONE;
+	}
+	cmd->xfer_len = nb << l->block_shift;
+	if (nb == 0)
+		return SCSI_DONE;
+	if (cmd->edtl < cmd->xfer_len) {
+		scsi_invalid_field(cmd, 12, -1);
+		return SCSI_DONE;
+	}
+	return submit(cmd, IO_WRITE_ATOMIC, lba << l->block_shift,
+		      cmd->xfer_len, write_flags(cmd));
 }
 
 int
@@ -692,6 +832,34 @@ sbc_start_stop_unit(struct scsi_cmd *cmd)
 	return SCSI_DONE;
 }
 
+/* READ DEFECT DATA(10) and (12) (SBC-4).  A gateway LUN has no medium and
+ * no defects: the answer is the header of an empty list.  An empty list
+ * reads the same in every address descriptor format, so it is returned in
+ * the format asked for, with PLISTV and GLISTV set for the lists asked for
+ * (they are returned, empty); a reserved format (111b) is refused.  The
+ * ADDRESS DESCRIPTOR INDEX of the 12-byte CDB is at or past the end of an
+ * empty list: no descriptor either way. */
+int
+sbc_read_defect_data(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	bool twelve = c[0] == 0xb7;
+	unsigned fbyte = twelve ? 1 : 2;
+	uint8_t d[8] = { 0 };
+
+	if ((c[fbyte] & 0x07) == 0x07) {
+		scsi_invalid_field(cmd, fbyte, 2);
+		return SCSI_DONE;
+	}
+	/* PLISTV, GLISTV and DEFECT LIST FORMAT sit where REQ_PLIST,
+	 * REQ_GLIST and DEFECT LIST FORMAT sit in the CDB; the DEFECT LIST
+	 * LENGTH is zero. */
+	d[1] = c[fbyte] & 0x1f;
+	if (twelve)
+		return spc_put_data(cmd, d, 8, get_be32(c + 6));
+	return spc_put_data(cmd, d, 4, get_be16(c + 7));
+}
+
 int
 sbc_prefetch(struct scsi_cmd *cmd)
 {
@@ -744,7 +912,11 @@ sbc_write_same(struct scsi_cmd *cmd)
 		return SCSI_DONE;
 	}
 	cmd->xfer_len = ndob ? 0 : l->block_size;
-	if (!ndob && cmd->edtl < l->block_size) {
+	/* The Data-Out is one logical block.  Another length means the
+	 * initiator has another block size in mind, and replicating what
+	 * it sent over the range would write a pattern it never meant:
+	 * refused both ways, as COMPARE AND WRITE refuses. */
+	if (!ndob && cmd->edtl != l->block_size) {
 		scsi_invalid_field(cmd, sixteen ? 10 : 7, -1);
 		return SCSI_DONE;
 	}
@@ -829,8 +1001,12 @@ scsi_cmd_out_len(const struct scsi_cmd *cmd)
 	switch (c[0]) {
 	case 0x0a: case 0x2a: case 0xaa: case 0x8a:	/* WRITE */
 	case 0x2e: case 0xae: case 0x8e:		/* WRITE AND VERIFY */
+	case 0x8b:					/* ORWRITE(16) */
 		decode_rw(c, &lba, &nb);
 		n = (uint64_t)nb << l->block_shift;
+		break;
+	case 0x9c:					/* WRITE ATOMIC(16) */
+		n = (uint64_t)get_be16(c + 12) << l->block_shift;
 		break;
 	case 0x2f: case 0xaf: case 0x8f:		/* VERIFY */
 		decode_rw(c, &lba, &nb);

@@ -218,6 +218,10 @@ struct scsi_op {
 #define OPF_RESV_READ 0x10	/* Write Exclusive types (reads) */
 #define OPF_RESV_SPC2 0x20	/* an SPC-2 RESERVE(6/10) reservation */
 	uint8_t usage[16];	/* CDB usage data (REPORT SUPPORTED OPCODES) */
+	/* NULL, or whether LUN l offers the command: when it does not, the
+	 * command ends with INVALID COMMAND OPERATION CODE and REPORT
+	 * SUPPORTED OPERATION CODES leaves it out for that LUN. */
+	bool (*avail)(const struct lun *l);
 };
 
 /* cdb-table.c */
@@ -258,10 +262,21 @@ int sbc_write_same(struct scsi_cmd *cmd);
 int sbc_unmap(struct scsi_cmd *cmd);
 int sbc_prefetch(struct scsi_cmd *cmd);
 int sbc_compare_and_write(struct scsi_cmd *cmd);
+int sbc_orwrite(struct scsi_cmd *cmd);
+int sbc_write_atomic(struct scsi_cmd *cmd);
+int sbc_read_defect_data(struct scsi_cmd *cmd);	/* (10) and (12) */
 /* Largest transfer a command may ask for, in bytes. */
 #define SCSI_MAX_XFER (32u << 20)
 /* Largest COMPARE AND WRITE, in blocks (VPD B0). */
 #define SCSI_MAX_CAW_BLOCKS 255
+/* Largest WRITE ATOMIC, in bytes: every other write to the LUN waits
+ * while it runs. */
+#define SCSI_MAX_ATOMIC (1u << 20)
+/* Whether LUN l offers WRITE ATOMIC: its backend's writes are atomic
+ * (can_atomic).  Its MAXIMUM ATOMIC TRANSFER LENGTH in blocks (VPD B0),
+ * 0 when it does not. */
+bool sbc_atomic_avail(const struct lun *l);
+uint32_t sbc_atomic_max(const struct lun *l);
 
 
 

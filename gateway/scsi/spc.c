@@ -137,6 +137,11 @@ vpd_block_limits(struct scsi_cmd *cmd, uint32_t alloc)
 	}
 	/* Maximum WRITE SAME length. */
 	put_be64(d + 36, 0xffffffffULL);
+	/* WRITE ATOMIC(16): the maximum atomic transfer length (0 where the
+	 * LUN has no WRITE ATOMIC); ATOMIC ALIGNMENT and ATOMIC TRANSFER
+	 * LENGTH GRANULARITY stay 0 (none), and so do the two "with atomic
+	 * boundary" maxima (bytes 56-63): no ATOMIC BOUNDARY. */
+	put_be32(d + 44, sbc_atomic_max(l));
 	return spc_put_data(cmd, d, 64, alloc);
 }
 
@@ -523,6 +528,15 @@ spc_mode_select(struct scsi_cmd *cmd)
 
 const struct scsi_op *scsi_op_at(unsigned opcode);
 
+/* The row of opcode if LUN l offers it, else NULL. */
+static const struct scsi_op *
+op_on_lun(unsigned opcode, const struct lun *l)
+{
+	const struct scsi_op *op = scsi_op_at(opcode);
+
+	return op && (!op->avail || op->avail(l)) ? op : NULL;
+}
+
 static const struct {
 	uint8_t opcode;
 	uint8_t sa;
@@ -559,7 +573,7 @@ spc_report_supported_opcodes(struct scsi_cmd *cmd)
 	if (opts == 0) {
 		o = 4;
 		for (unsigned code = 0; code < 256; code++) {
-			op = scsi_op_at(code);
+			op = op_on_lun(code, cmd->lun);
 			if (!op)
 				continue;
 			if (has_sa(code)) {
@@ -590,7 +604,7 @@ spc_report_supported_opcodes(struct scsi_cmd *cmd)
 		scsi_invalid_field(cmd, 2, 2);
 		return SCSI_DONE;
 	}
-	op = scsi_op_at(req_op);
+	op = op_on_lun(req_op, cmd->lun);
 	if (op && ((opts == 1 && has_sa(req_op)) ||
 		   (opts == 2 && !has_sa(req_op)))) {
 		scsi_invalid_field(cmd, 2, 2);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "util/util.h"
@@ -968,6 +969,10 @@ TEST(transfer_too_long)
 	x = run_on(bn, 0, c, 16, SCSI_DIR_WRITE, 512, NULL);
 	CHECK_INVALID_FIELD(x, 10, -1);
 	xfree(x);
+	cdb_rw(c, 0x8b, 0, SCSI_MAX_XFER / 512 + 1);	/* ORWRITE(16) */
+	x = run_on(bn, 0, c, 16, SCSI_DIR_WRITE, 512, NULL);
+	CHECK_INVALID_FIELD(x, 10, -1);
+	xfree(x);
 	/* Exactly the limit is fine; EDTL bounds what moves. */
 	cdb_rw(c, 0x88, 0, SCSI_MAX_XFER / 512);
 	x = run_on(bn, 0, c, 16, SCSI_DIR_READ, 512, NULL);
@@ -1723,6 +1728,61 @@ TEST(start_stop_and_prefetch)
 	xfree(x);
 }
 
+/* ---- READ DEFECT DATA ---- */
+
+TEST(read_defect_data)
+{
+	uint8_t c[16];
+	struct xcmd *x;
+
+	/* (10), header only: an empty list in the format asked for. */
+	memset(c, 0, 16);
+	c[0] = 0x37;
+	put_be16(c + 7, 32);
+	x = run(0, c, SCSI_DIR_READ, 32, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.data_len, 4);
+	CHECK_EQ_HEX(x->cmd.buf[1], 0);
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 2), 0);
+	CHECK_FILL(x->cmd.buf + 4, 0xee, 28);
+	xfree(x);
+	/* Both lists in physical sector format: PLISTV, GLISTV, 101b. */
+	c[2] = 0x18 | 0x05;
+	x = run(0, c, SCSI_DIR_READ, 32, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[1], 0x1d);
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 2), 0);
+	xfree(x);
+	/* Allocation length cuts; 111b is reserved. */
+	put_be16(c + 7, 2);
+	x = run(0, c, SCSI_DIR_READ, 32, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.data_len, 2);
+	xfree(x);
+	c[2] = 0x07;
+	x = run(0, c, SCSI_DIR_READ, 32, NULL);
+	CHECK_INVALID_FIELD(x, 2, 2);
+	xfree(x);
+
+	/* (12): an 8-byte header, any ADDRESS DESCRIPTOR INDEX, and on a
+	 * read-only LUN too. */
+	memset(c, 0, 16);
+	c[0] = 0xb7;
+	c[1] = 0x08 | 0x03;		/* GLIST, long block format */
+	put_be32(c + 2, 5);
+	put_be32(c + 6, 64);
+	x = run(2, c, SCSI_DIR_READ, 64, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.data_len, 8);
+	CHECK_EQ_HEX(x->cmd.buf[1], 0x0b);
+	CHECK_EQ_INT(get_be32(x->cmd.buf + 4), 0);
+	xfree(x);
+	c[1] = 0x17;
+	x = run(2, c, SCSI_DIR_READ, 64, NULL);
+	CHECK_INVALID_FIELD(x, 1, 2);
+	xfree(x);
+}
+
 /* ---- VERIFY ---- */
 
 TEST(verify10_bytchk)
@@ -1955,6 +2015,46 @@ TEST(write_same16_unmap_thin)
 	free(nbr);
 }
 
+/* WRITE SAME's Data-Out is one block: shorter or longer is refused, and
+ * nothing is written. */
+TEST(write_same_data_out_one_block)
+{
+	uint8_t blk[1024], *before, *now;
+	uint8_t c[16];
+	struct xcmd *x;
+
+	memset(blk, 0x5c, sizeof blk);
+	before = read16(0, 900, 4);
+	memset(c, 0, 16);
+	c[0] = 0x41;
+	put_be32(c + 2, 900);
+	put_be16(c + 7, 4);
+	x = run(0, c, SCSI_DIR_WRITE, 1024, blk);
+	CHECK_INVALID_FIELD(x, 7, -1);
+	xfree(x);
+	x = run(0, c, SCSI_DIR_WRITE, 256, blk);
+	CHECK_INVALID_FIELD(x, 7, -1);
+	xfree(x);
+	memset(c, 0, 16);
+	c[0] = 0x93;
+	put_be64(c + 2, 900);
+	put_be32(c + 10, 4);
+	x = run(0, c, SCSI_DIR_WRITE, 1024, blk);
+	CHECK_INVALID_FIELD(x, 10, -1);
+	xfree(x);
+	now = read16(0, 900, 4);
+	CHECK_MEM(now, before, 4 * 512);
+	free(now);
+	/* Exactly one block. */
+	x = run(0, c, SCSI_DIR_WRITE, 512, blk);
+	CHECK_GOOD(x);
+	xfree(x);
+	now = read16(0, 900, 4);
+	CHECK_FILL(now, 0x5c, 4 * 512);
+	free(now);
+	free(before);
+}
+
 /* An UNMAP parameter list of n descriptors. */
 static uint32_t
 unmap_param(uint8_t *p, const uint64_t *lba, const uint32_t *nb, unsigned n)
@@ -2117,6 +2217,262 @@ TEST(compare_and_write)
 	xfree(x);
 	free(old);
 	free(buf);
+}
+
+/* ---- ORWRITE(16) ---- */
+
+static void
+cdb_orwrite(uint8_t *c, uint64_t lba, uint32_t nb)
+{
+	cdb_rw(c, 0x8b, lba, nb);
+}
+
+TEST(orwrite)
+{
+	uint8_t *old = malloc(4 * 4096), *data = malloc(4 * 4096), *back;
+	uint8_t c[16];
+	struct xcmd *x;
+
+	REQUIRE(old != NULL && data != NULL);
+	/* The medium ends up as old | Data-Out, on both block sizes. */
+	for (unsigned lun = 0; lun <= 1; lun++) {
+		uint32_t bs = bs_of(lun);
+		fill(old, 3 * bs, 71);
+		fill(data, 3 * bs, 72);
+		write16(lun, 700, 3, old);
+		cdb_orwrite(c, 700, 3);
+		x = run(lun, c, SCSI_DIR_WRITE, 3 * bs, data);
+		CHECK_GOOD(x);
+		CHECK_EQ_INT(x->cmd.xfer_len, 3 * bs);
+		xfree(x);
+		back = read16(lun, 700, 3);
+		for (uint32_t i = 0; i < 3 * bs; i++)
+			old[i] |= data[i];
+		CHECK_MEM(back, old, 3 * bs);
+		free(back);
+	}
+
+	/* DPO and FUA are accepted (MODE SENSE says DPOFUA). */
+	memset(old, 0x01, 512);
+	memset(data, 0x10, 512);
+	write16(0, 710, 1, old);
+	cdb_orwrite(c, 710, 1);
+	c[1] = 0x18;
+	x = run(0, c, SCSI_DIR_WRITE, 512, data);
+	CHECK_GOOD(x);
+	xfree(x);
+	back = read16(0, 710, 1);
+	CHECK_FILL(back, 0x11, 512);
+	free(back);
+
+	/* Every non-zero ORPROTECT: no protection information here. */
+	for (uint8_t p = 1; p < 8; p++) {
+		cdb_orwrite(c, 710, 1);
+		c[1] = (uint8_t)(p << 5);
+		x = run(0, c, SCSI_DIR_WRITE, 512, data);
+		CHECK_INVALID_FIELD(x, 1, 7);
+		xfree(x);
+	}
+
+	/* Zero blocks: nothing to do, but the LBA is still checked. */
+	cdb_orwrite(c, 0, 0);
+	x = run(0, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.xfer_len, 0);
+	xfree(x);
+	cdb_orwrite(c, LUN0_BLOCKS + 1, 0);
+	x = run(0, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+	xfree(x);
+
+	/* Past the end, at 2^63, at -1. */
+	cdb_orwrite(c, LUN0_BLOCKS - 1, 2);
+	x = run(0, c, SCSI_DIR_WRITE, 1024, data);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+	xfree(x);
+	cdb_orwrite(c, 0x8000000000000000ULL, 1);
+	x = run(0, c, SCSI_DIR_WRITE, 512, data);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+	xfree(x);
+	cdb_orwrite(c, ~0ULL, 1);
+	x = run(0, c, SCSI_DIR_WRITE, 512, data);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+	xfree(x);
+	/* The last block is fine. */
+	cdb_orwrite(c, LUN0_BLOCKS - 1, 1);
+	x = run(0, c, SCSI_DIR_WRITE, 512, data);
+	CHECK_GOOD(x);
+	xfree(x);
+
+	/* Longer than the maximum transfer length: transfer_too_long. */
+
+	/* A read-only LUN. */
+	cdb_orwrite(c, 0, 1);
+	x = run(2, c, SCSI_DIR_WRITE, 512, data);
+	CHECK_SENSE(x, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+	xfree(x);
+
+	/* EDTL short of the CDB, as WRITE: the whole blocks that arrived
+	 * are ORed in; less than a block is an error in the IU and changes
+	 * nothing. */
+	memset(old, 0x02, 2 * 512);
+	memset(data, 0x20, 2 * 512);
+	write16(0, 720, 2, old);
+	cdb_orwrite(c, 720, 2);
+	x = run(0, c, SCSI_DIR_WRITE, 512 + 100, data);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.xfer_len, 1024);
+	xfree(x);
+	back = read16(0, 720, 2);
+	CHECK_FILL(back, 0x22, 512);
+	CHECK_FILL(back + 512, 0x02, 512);
+	free(back);
+	cdb_orwrite(c, 721, 1);
+	x = run(0, c, SCSI_DIR_WRITE, 100, data);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_INFORMATION_UNIT);
+	xfree(x);
+	back = read16(0, 721, 1);
+	CHECK_FILL(back, 0x02, 512);
+	free(back);
+	free(old);
+	free(data);
+}
+
+/* ---- WRITE ATOMIC(16) ---- */
+
+static void
+cdb_write_atomic(uint8_t *c, uint64_t lba, uint16_t nb)
+{
+	memset(c, 0, 16);
+	c[0] = 0x9c;
+	put_be64(c + 2, lba);
+	put_be16(c + 12, nb);
+}
+
+TEST(write_atomic)
+{
+	uint32_t max0 = SCSI_MAX_ATOMIC / 512, max1 = SCSI_MAX_ATOMIC / 4096;
+	uint8_t *data = malloc(SCSI_MAX_ATOMIC + 4096), *old, *back;
+	uint8_t c[16];
+	struct xcmd *x;
+
+	REQUIRE(data != NULL);
+	/* Up to the maximum on both block sizes. */
+	fill(data, SCSI_MAX_ATOMIC, 81);
+	cdb_write_atomic(c, 0, (uint16_t)max0);
+	x = run(0, c, SCSI_DIR_WRITE, SCSI_MAX_ATOMIC, data);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.xfer_len, SCSI_MAX_ATOMIC);
+	xfree(x);
+	back = read16(0, 0, max0);
+	CHECK_MEM(back, data, SCSI_MAX_ATOMIC);
+	free(back);
+	fill(data, SCSI_MAX_ATOMIC, 82);
+	cdb_write_atomic(c, LUN1_BLOCKS - max1, (uint16_t)max1);
+	x = run(1, c, SCSI_DIR_WRITE, SCSI_MAX_ATOMIC, data);
+	CHECK_GOOD(x);
+	xfree(x);
+	back = read16(1, LUN1_BLOCKS - max1, max1);
+	CHECK_MEM(back, data, SCSI_MAX_ATOMIC);
+	free(back);
+
+	/* One block more than the maximum: INVALID FIELD IN CDB on the
+	 * TRANSFER LENGTH, and nothing written. */
+	old = read16(0, 0, 1);
+	fill(data, SCSI_MAX_ATOMIC + 512, 83);
+	cdb_write_atomic(c, 0, (uint16_t)(max0 + 1));
+	x = run(0, c, SCSI_DIR_WRITE, SCSI_MAX_ATOMIC + 512, data);
+	CHECK_INVALID_FIELD(x, 12, -1);
+	xfree(x);
+	cdb_write_atomic(c, 0, (uint16_t)(max1 + 1));
+	x = run(1, c, SCSI_DIR_WRITE, SCSI_MAX_ATOMIC + 4096, data);
+	CHECK_INVALID_FIELD(x, 12, -1);
+	xfree(x);
+	back = read16(0, 0, 1);
+	CHECK_MEM(back, old, 512);
+	free(back);
+	free(old);
+
+	/* DPO and FUA accepted. */
+	cdb_write_atomic(c, 8, 1);
+	c[1] = 0x18;
+	x = run(0, c, SCSI_DIR_WRITE, 512, data);
+	CHECK_GOOD(x);
+	xfree(x);
+
+	/* Every non-zero WRPROTECT; a non-zero ATOMIC BOUNDARY. */
+	for (uint8_t p = 1; p < 8; p++) {
+		cdb_write_atomic(c, 8, 1);
+		c[1] = (uint8_t)(p << 5);
+		x = run(0, c, SCSI_DIR_WRITE, 512, data);
+		CHECK_INVALID_FIELD(x, 1, 7);
+		xfree(x);
+	}
+	cdb_write_atomic(c, 8, 2);
+	put_be16(c + 10, 1);
+	x = run(0, c, SCSI_DIR_WRITE, 1024, data);
+	CHECK_INVALID_FIELD(x, 10, -1);
+	xfree(x);
+
+	/* Range: past the end, 2^63, -1; zero blocks. */
+	cdb_write_atomic(c, LUN0_BLOCKS - 1, 2);
+	x = run(0, c, SCSI_DIR_WRITE, 1024, data);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+	xfree(x);
+	cdb_write_atomic(c, 0x8000000000000000ULL, 1);
+	x = run(0, c, SCSI_DIR_WRITE, 512, data);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+	xfree(x);
+	cdb_write_atomic(c, ~0ULL, 1);
+	x = run(0, c, SCSI_DIR_WRITE, 512, data);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+	xfree(x);
+	cdb_write_atomic(c, 0, 0);
+	x = run(0, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	cdb_write_atomic(c, LUN0_BLOCKS + 1, 0);
+	x = run(0, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+	xfree(x);
+
+	/* All or nothing: a Data-Out short of the CDB writes nothing. */
+	old = read16(0, 16, 2);
+	cdb_write_atomic(c, 16, 2);
+	x = run(0, c, SCSI_DIR_WRITE, 512 + 100, data);
+	CHECK_INVALID_FIELD(x, 12, -1);
+	xfree(x);
+	back = read16(0, 16, 2);
+	CHECK_MEM(back, old, 1024);
+	free(back);
+	free(old);
+
+	/* A read-only LUN. */
+	cdb_write_atomic(c, 0, 1);
+	x = run(2, c, SCSI_DIR_WRITE, 512, data);
+	CHECK_SENSE(x, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+	xfree(x);
+	free(data);
+}
+
+/* The Block Limits page gives the WRITE ATOMIC limits: a maximum, no
+ * alignment, granularity or atomic boundary. */
+TEST(vpd_block_limits_atomic)
+{
+	uint8_t c[16];
+	struct xcmd *x;
+
+	cdb_inquiry(c, true, 0xb0, 255);
+	for (unsigned lun = 0; lun <= 1; lun++) {
+		x = run(lun, c, SCSI_DIR_READ, 255, NULL);
+		CHECK_GOOD(x);
+		CHECK_EQ_INT(get_be32(x->cmd.buf + 44),
+			     SCSI_MAX_ATOMIC / bs_of(lun));
+		CHECK(get_be32(x->cmd.buf + 44) <= get_be32(x->cmd.buf + 8));
+		for (unsigned o = 48; o < 64; o += 4)
+			CHECK_EQ_INT(get_be32(x->cmd.buf + o), 0);
+		xfree(x);
+	}
 }
 
 /* ---- software write protect (control page SWP) ---- */
@@ -2362,6 +2718,13 @@ TEST(out_len_of_cdbs)
 	CHECK_EQ_INT(scsi_cmd_out_len(&cmd), 0);
 	cdb_unmap(cmd.cdb, 24);
 	CHECK_EQ_INT(scsi_cmd_out_len(&cmd), 24);
+	cdb_orwrite(cmd.cdb, 0, 3);
+	CHECK_EQ_INT(scsi_cmd_out_len(&cmd), 3 * 512);
+	/* WRITE ATOMIC: TRANSFER LENGTH in bytes 12-13, not the ATOMIC
+	 * BOUNDARY before it. */
+	cdb_write_atomic(cmd.cdb, 0, 5);
+	put_be16(cmd.cdb + 10, 0x100);
+	CHECK_EQ_INT(scsi_cmd_out_len(&cmd), 5 * 512);
 	/* Never more than EDTL. */
 	cmd.edtl = 1000;
 	cdb_rw(cmd.cdb, 0x2a, 0, 4);
@@ -2394,6 +2757,115 @@ TEST(report_supported_opcodes_one)
 	CHECK_GOOD(x);
 	CHECK_EQ_HEX(x->cmd.buf[1] & 0x07, 0x01);	/* not supported */
 	xfree(x);
+	/* ORWRITE(16) and WRITE ATOMIC(16) (a memory LUN has it): DPO and
+	 * FUA in the usage data, as MODE SENSE reports DPOFUA; WRITE
+	 * ATOMIC's ATOMIC BOUNDARY is not. */
+	c[3] = 0x8b;
+	x = run(0, c, SCSI_DIR_READ, 64, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[1] & 0x07, 0x03);
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 2), 16);
+	CHECK_EQ_HEX(x->cmd.buf[4], 0x8b);
+	CHECK_EQ_HEX(x->cmd.buf[5], 0x18);
+	xfree(x);
+	c[3] = 0x9c;
+	x = run(1, c, SCSI_DIR_READ, 64, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[1] & 0x07, 0x03);
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 2), 16);
+	CHECK_EQ_HEX(x->cmd.buf[5], 0x18);
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 4 + 10), 0);
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 4 + 12), 0xffff);
+	xfree(x);
+	/* READ DEFECT DATA(10) and (12). */
+	for (unsigned i = 0; i < 2; i++) {
+		c[3] = i ? 0xb7 : 0x37;
+		x = run(0, c, SCSI_DIR_READ, 64, NULL);
+		CHECK_GOOD(x);
+		CHECK_EQ_HEX(x->cmd.buf[1] & 0x07, 0x03);
+		CHECK_EQ_INT(get_be16(x->cmd.buf + 2), i ? 12 : 10);
+		xfree(x);
+	}
+}
+
+/* ---- a file LUN: no WRITE ATOMIC ---- */
+
+/* A file LUN in a new folder: WRITE ATOMIC is not offered (a crash can
+ * tear a write to a file), so it is an unsupported operation code there,
+ * REPORT SUPPORTED OPERATION CODES says so and the Block Limits page gives
+ * no atomic limit.  ORWRITE, atomic only against other commands, is. */
+TEST(file_lun_no_write_atomic)
+{
+	static const uint8_t isid[6] = { 0x80, 0, 0, 0, 0, 2 };
+	char dir[] = "/tmp/test-scsi.XXXXXX", json[1024], path[64], err[512];
+	struct conf *c2 = NULL;
+	struct lunmap *m2 = NULL;
+	struct target *t2;
+	struct scsi_nexus *n2 = NULL;
+	uint8_t c[16], blk[512] = { 0 };
+	struct xcmd *x;
+	bool listed = false;
+
+	REQUIRE(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/lun.img", dir);
+	snprintf(json, sizeof json,
+		 "{\"portals\": [\"127.0.0.1:3260\"],"
+		 " \"targets\": [{\"name\": \"" TARGET_NAME "-file\","
+		 "  \"luns\": ["
+		 "  {\"lun\": 0, \"backend\": {\"type\": \"file\","
+		 "   \"path\": \"%s\", \"size\": \"1M\"}}]}]}", path);
+	c2 = conf_load_string(json, NULL, "test-scsi-file", err, sizeof err);
+	CHECK(c2 != NULL);
+	m2 = c2 ? lunmap_new(c2) : NULL;
+	CHECK(m2 != NULL);
+	t2 = m2 ? lunmap_find_target(m2, TARGET_NAME "-file") : NULL;
+	n2 = t2 ? scsi_nexus_new(t2, "iqn.2026-01.com.example:initiator",
+				 isid) : NULL;
+	CHECK(n2 != NULL);
+	if (!n2)
+		goto out;
+
+	cdb_write_atomic(c, 0, 1);
+	x = run_on(n2, 0, c, 16, SCSI_DIR_WRITE, 512, blk);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_COMMAND_OPERATION_CODE);
+	xfree(x);
+	/* ORWRITE works there. */
+	cdb_orwrite(c, 0, 1);
+	x = run_on(n2, 0, c, 16, SCSI_DIR_WRITE, 512, blk);
+	CHECK_GOOD(x);
+	xfree(x);
+
+	memset(c, 0, 16);
+	c[0] = 0xa3;
+	c[1] = 0x0c;
+	c[2] = 0x01;
+	c[3] = 0x9c;
+	put_be32(c + 6, 64);
+	x = run_on(n2, 0, c, 16, SCSI_DIR_READ, 64, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[1] & 0x07, 0x01);	/* not supported */
+	xfree(x);
+	c[2] = 0;
+	put_be32(c + 6, 4096);
+	x = run_on(n2, 0, c, 16, SCSI_DIR_READ, 4096, NULL);
+	CHECK_GOOD(x);
+	for (uint32_t o = 4; o + 8 <= x->cmd.data_len; o += 8)
+		if (x->cmd.buf[o] == 0x9c)
+			listed = true;
+	CHECK(!listed);
+	xfree(x);
+
+	cdb_inquiry(c, true, 0xb0, 255);
+	x = run_on(n2, 0, c, 16, SCSI_DIR_READ, 255, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(get_be32(x->cmd.buf + 44), 0);
+	xfree(x);
+out:
+	scsi_nexus_free(n2);
+	lunmap_free(m2);
+	conf_free(c2);
+	unlink(path);
+	rmdir(dir);
 }
 
 int
