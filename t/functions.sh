@@ -104,3 +104,36 @@ write_map() {
 EOM
 }
 TARGET=iqn.2026-11.org.example:t1
+
+# fake_lvm FREE_BYTES: put t/fake-lvm (a stand-in for LVM's commands, for
+# machines without device-mapper; see its header) first in PATH with an
+# empty volume group vg0 of FREE_BYTES, and detach its loop devices at
+# exit.  Skips (77) without root or loop devices.
+fake_lvm() {
+	requires losetup --version
+	requires python3 --version
+	[ "$(id -u)" = 0 ] || { echo "SKIP: loop devices need root"; exit 77; }
+	export FAKE_LVM_DIR=$TMP/lvm
+	mkdir -p "$FAKE_LVM_DIR/vg0"
+	echo "$1" > "$FAKE_LVM_DIR/vg0/.free"
+	export PATH=$SRCDIR/t/fake-lvm:$PATH
+	cleanup_fn _fake_lvm_detach
+}
+_fake_lvm_detach() {
+	local m
+	for m in "$FAKE_LVM_DIR"/vg0/*.json; do
+		[ -f "$m" ] && losetup -d "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dev"])' "$m")" 2>/dev/null
+	done
+	true
+}
+
+# requires_fuse_view: skip (77) unless /dev/fuse, root and a build of
+# iscsi-gw with the FUSE view are there.
+requires_fuse_view() {
+	[ -c /dev/fuse ] || { echo "$0: SKIP: /dev/fuse is missing"; exit 77; }
+	[ "$(id -u)" = 0 ] || { echo "$0: SKIP: mounting the view needs root"; exit 77; }
+	"$ISCSI_GW" check --config /dev/stdin >/dev/null 2>&1 <<'EOM' ||
+{ "portals": ["127.0.0.1:1"], "fuse_mount": "v", "targets": [] }
+EOM
+		{ echo "$0: SKIP: this build of iscsi-gw has no FUSE view (libfuse3)"; exit 77; }
+}

@@ -4,12 +4,7 @@
 # request is refused while the view is mounted; the view shows the LUN's
 # bytes; shutdown unmounts it.
 source "$(dirname "$0")/functions.sh"
-[ -c /dev/fuse ] || { echo "$0: SKIP: /dev/fuse is missing"; exit 77; }
-[ "$(id -u)" = 0 ] || { echo "$0: SKIP: mounting the view needs root"; exit 77; }
-"$ISCSI_GW" check --config /dev/stdin >/dev/null 2>&1 <<'EOM' ||
-{ "portals": ["127.0.0.1:1"], "fuse_mount": "v", "targets": [] }
-EOM
-	{ echo "$0: SKIP: this build of iscsi-gw has no FUSE view (libfuse3)"; exit 77; }
+requires_fuse_view
 
 port=$(free_port)
 cd "$TMP"

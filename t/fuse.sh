@@ -15,17 +15,12 @@
 # Does not check: per-initiator images in the view, a daemon that drops
 # root ("user"), blockdev or nbd LUNs in the view.
 source "$(dirname "$0")/functions.sh"
-[ -c /dev/fuse ] || { echo "$0: SKIP: /dev/fuse is missing"; exit 77; }
-[ "$(id -u)" = 0 ] || { echo "$0: SKIP: mounting the view needs root"; exit 77; }
+requires_fuse_view
 requires python3 --version
 requires qemu-img --version
 requires qemu-io --version
 qemu-img --help | grep -q "Supported formats:.*iscsi" ||
 	{ echo "$0: SKIP: qemu-img lacks the iscsi driver (qemu-block-extra)"; exit 77; }
-"$ISCSI_GW" check --config /dev/stdin >/dev/null 2>&1 <<'EOM' ||
-{ "portals": ["127.0.0.1:1"], "fuse_mount": "v", "targets": [] }
-EOM
-	{ echo "$0: SKIP: this build of iscsi-gw has no FUSE view (libfuse3)"; exit 77; }
 
 port=$(free_port)
 mnt=$TMP/view

@@ -12,22 +12,7 @@
 # are real.
 source "$(dirname "$0")/functions.sh"
 requires qemu-io --version
-requires losetup --version
-requires python3 --version
-[ "$(id -u)" = 0 ] || { echo "SKIP: loop devices need root"; exit 77; }
-
-export FAKE_LVM_DIR=$TMP/lvm
-mkdir -p "$FAKE_LVM_DIR/vg0"
-echo $((256 << 20)) > "$FAKE_LVM_DIR/vg0/.free"
-export PATH=$SRCDIR/t/fake-lvm:$PATH
-detach_all() {
-	local m
-	for m in "$FAKE_LVM_DIR"/vg0/*.json; do
-		[ -f "$m" ] && losetup -d "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dev"])' "$m")" 2>/dev/null
-	done
-	true
-}
-cleanup_fn detach_all
+fake_lvm $((256 << 20))
 losetup -f >/dev/null 2>&1 || { echo "SKIP: no loop device available"; exit 77; }
 
 port=$(free_port)
