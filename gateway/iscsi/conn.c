@@ -102,6 +102,10 @@ conn_close(struct iscsi_conn *c, const char *why)
 		struct iscsi_task *t = c->tasks;
 		task_abort(t, NULL);
 	}
+	/* I_T nexus loss: SPC-2 reservations end now, not when the last
+	 * reference to the session goes. */
+	if (c->sess)
+		scsi_nexus_lost(c->sess->nexus);
 	while (c->tx_head) {
 		struct tx_pdu *p = c->tx_head;
 		c->tx_head = p->next;

@@ -118,6 +118,9 @@ void nexus_seen_load(const char *state_dir);
 bool nexus_seen_check(const char *initiator, const uint8_t isid[6],
 		      const char *target);
 void nexus_seen_free(void);
+/* tmf.c: the scsi_abort_hook. */
+void tmf_pr_abort(struct target *t, struct lun *l, const char *initiator,
+		  const uint8_t *isid, const struct scsi_cmd *except);
 
 /* keys.c */
 /* Split a text segment into pairs.  Returns count or -1 on a format error
@@ -204,6 +207,7 @@ struct iscsi_task {
 struct iscsi_tmf {
 	struct iscsi_conn *conn;
 	uint32_t itt;
+	bool cold;			/* TARGET COLD RESET: close after */
 	uint8_t response;
 	unsigned pending;
 };

@@ -116,6 +116,7 @@ iscsi_start(const struct conf *c, struct lunmap *m, struct evloop *loop)
 	iscsi_g.conf = c;
 	iscsi_g.map = m;
 	iscsi_g.loop = loop;
+	scsi_abort_hook = tmf_pr_abort;
 	iscsi_params_offer(&iscsi_g.offer, c);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 	iscsi_g.next_tsih = (uint16_t)rand();

@@ -1,5 +1,6 @@
 /* tmf.c: task management (RFC 7143 §11.5, SAM-5 §7).  ABORT TASK, ABORT
- * TASK SET, CLEAR TASK SET, LOGICAL UNIT RESET and TARGET WARM RESET.
+ * TASK SET, CLEAR TASK SET, LOGICAL UNIT RESET, TARGET WARM RESET and
+ * TARGET COLD RESET.
  * The response to a TMF goes out only when every task it aborted has left
  * the IO workers, so no aborted write can land after the initiator was told
  * it is gone.  Loop thread only.
@@ -8,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "iscsi.h"
 #include "lunmap.h"
@@ -44,6 +46,19 @@ tmf_send(struct iscsi_tmf *tmf)
 		conn_queue(c, p);
 		conn_flush(c);
 	}
+	if (tmf->cold && c->sess) {
+		struct target *t = c->sess->target;
+
+		for (struct iscsi_conn *o = iscsi_g.conns; o; o = o->next)
+			if (o != c && o->state != CONN_CLOSED && o->sess &&
+			    o->sess->target == t)
+				conn_close(o, "TARGET COLD RESET");
+		if (c->state == CONN_FFP) {
+			/* Closed once the response is sent. */
+			c->state = CONN_LOGOUT;
+			conn_flush(c);
+		}
+	}
 	conn_put(c);
 	free(tmf);
 }
@@ -69,6 +84,31 @@ abort_matching(struct iscsi_conn *c, struct lun *lun, struct iscsi_tmf *tmf,
 		if (lun && t->cmd.lun != lun)
 			continue;
 		task_abort(t, tmf);
+	}
+}
+
+/* scsi_abort_hook: PERSISTENT RESERVE OUT PREEMPT AND ABORT aborts the
+ * preempted nexuses' commands on one LUN (SPC-4 §5.13.11.2.6). */
+void
+tmf_pr_abort(struct target *t, struct lun *l, const char *initiator,
+	     const uint8_t *isid, const struct scsi_cmd *except)
+{
+	for (struct iscsi_conn *o = iscsi_g.conns; o; o = o->next) {
+		struct iscsi_session *s = o->sess;
+		struct iscsi_task *k, *next;
+
+		if (o->state == CONN_CLOSED || !s || s->target != t ||
+		    strcasecmp(s->initiator, initiator) ||
+		    (isid && memcmp(s->isid, isid, 6)))
+			continue;
+		for (k = o->tasks; k; k = next) {
+			next = k->next;
+			if (k->cmd.lun == l && &k->cmd != except) {
+				log_info("PREEMPT AND ABORT: ITT 0x%08x aborted",
+					 k->itt);
+				task_abort(k, NULL);
+			}
+		}
 	}
 }
 
@@ -130,23 +170,31 @@ tmf_handle(struct iscsi_conn *c, uint8_t *bhs)
 			if (o->state == CONN_FFP && o->sess &&
 			    o->sess->target == s->target)
 				abort_matching(o, lun, tmf, itt);
+		/* SAM-5 §6.3.3: a unit attention on every nexus, the one
+		 * that asked included (libiscsi's MultipathIO.Reset checks
+		 * each path). */
 		scsi_ua_establish_all(s->target, lun, UA_RESET);
 		tmf->response = TMF_RSP_COMPLETE;
 		break;
 	case TMF_TARGET_WARM_RESET:
-		log_info("TARGET WARM RESET of %s", s->target->name);
+	case TMF_TARGET_COLD_RESET:
+		log_info("TARGET %s RESET of %s",
+			 fn == TMF_TARGET_COLD_RESET ? "COLD" : "WARM",
+			 s->target->name);
 		for (struct iscsi_conn *o = iscsi_g.conns; o; o = o->next)
 			if (o->state == CONN_FFP && o->sess &&
 			    o->sess->target == s->target)
 				abort_matching(o, NULL, tmf, itt);
 		scsi_ua_establish_all(s->target, NULL, UA_RESET);
+		/* §11.5.1: after a cold reset's response the target closes
+		 * every connection to the target (tmf_send). */
+		tmf->cold = fn == TMF_TARGET_COLD_RESET;
 		tmf->response = TMF_RSP_COMPLETE;
 		break;
 	case TMF_TASK_REASSIGN:
 		tmf->response = TMF_RSP_REASSIGN_UNSUPPORTED;
 		break;
 	case TMF_CLEAR_ACA:
-	case TMF_TARGET_COLD_RESET:
 	default:
 		tmf->response = TMF_RSP_NOT_SUPPORTED;
 		break;

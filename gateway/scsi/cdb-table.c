@@ -3,13 +3,6 @@
  * Usage masks are the CDB usage data of REPORT SUPPORTED OPERATION CODES:
  * a 1 bit is a bit the command looks at.
  *
- * PERSISTENT RESERVE OUT and RESERVE/RELEASE(6/10) (spc_pr_out,
- * spc_reserve, spc_release in pr*.c) are not in the table yet: with them,
- * libiscsi's Reserve6 nexus-loss and logout cases and the full run on
- * several LUN flavours still fail, so they answer INVALID COMMAND
- * OPERATION CODE until they pass.  With no way to register, PERSISTENT
- * RESERVE IN reports the empty state, and no command conflicts.
- *
  * The OPF_RESV_* flags are SPC-4 table 65 and SBC-4 table 13 ("commands
  * that are allowed in the presence of various reservations") plus SPC-2's
  * list for RESERVE(6/10) reservations; pr.c refines START STOP UNIT and
@@ -43,6 +36,10 @@ static const struct scsi_op ops[256] = {
 	   0x12, 0x01, 0xff, 0xff, 0xff, 0x07),
 	OP(0x15, "MODE SELECT(6)", spc_mode_select, 6, 0,
 	   0x15, 0x11, 0x00, 0x00, 0xff, 0x07),
+	OP(0x16, "RESERVE(6)", spc_reserve, 6, OPF_RESV_ANY,
+	   0x16, 0x11, 0x00, 0x00, 0x00, 0x07),
+	OP(0x17, "RELEASE(6)", spc_release, 6, OPF_RESV_ANY | OPF_RESV_SPC2,
+	   0x17, 0x11, 0x00, 0x00, 0x00, 0x07),
 	OP(0x1a, "MODE SENSE(6)", spc_mode_sense, 6, OPF_RESV_READ,
 	   0x1a, 0x08, 0xff, 0xff, 0xff, 0x07),
 	OP(0x1b, "START STOP UNIT", sbc_start_stop_unit, 6, 0,
@@ -70,8 +67,18 @@ static const struct scsi_op ops[256] = {
 	   0x42, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1f, 0xff, 0xff, 0x07),
 	OP(0x55, "MODE SELECT(10)", spc_mode_select, 10, 0,
 	   0x55, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07),
-	OP(0x5e, "PERSISTENT RESERVE IN", spc_pr_in, 10, OPF_RESV_ANY,
+	OP(0x56, "RESERVE(10)", spc_reserve, 10, OPF_RESV_ANY,
+	   0x56, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07),
+	OP(0x57, "RELEASE(10)", spc_release, 10, OPF_RESV_ANY | OPF_RESV_SPC2,
+	   0x57, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07),
+	/* PERSISTENT RESERVE IN only reads the reservation state: like
+	 * INQUIRY it neither reports nor clears a pending unit attention
+	 * and passes a RESERVE(6/10) reservation (see pr_conflict). */
+	OP(0x5e, "PERSISTENT RESERVE IN", spc_pr_in, 10,
+	   OPF_NO_UA | OPF_RESV_ANY | OPF_RESV_SPC2,
 	   0x5e, 0x1f, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07),
+	OP(0x5f, "PERSISTENT RESERVE OUT", spc_pr_out, 10, OPF_RESV_ANY,
+	   0x5f, 0x1f, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x07),
 	OP(0x5a, "MODE SENSE(10)", spc_mode_sense, 10, OPF_RESV_READ,
 	   0x5a, 0x18, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07),
 	OP(0x88, "READ(16)", sbc_read, 16, OPF_RESV_READ,

@@ -7,8 +7,9 @@
  * SPC-2 reservations and persistent ones exclude each other as SPC-4
  * §5.13.3 asks (CRH = 1): while registrations exist RESERVE and RELEASE
  * conflict unless they come from a holder (then they do nothing), and
- * while an SPC-2 reservation exists every PERSISTENT RESERVE command
- * conflicts (SPC-2 §5.5.1).
+ * while an SPC-2 reservation exists every PERSISTENT RESERVE OUT
+ * conflicts (SPC-2 §5.5.1; PERSISTENT RESERVE IN does not, see
+ * pr_conflict).
  */
 #include "config.h"
 
@@ -338,10 +339,15 @@ pr_conflict(struct scsi_cmd *cmd, const struct scsi_op *op)
 	pthread_mutex_lock(&l->pr_lock);
 	if (pr->spc2) {
 		/* SPC-2 §5.5.1, kept by SPC-4 §5.13.3: under an SPC-2
-		 * reservation every PERSISTENT RESERVE IN/OUT conflicts,
+		 * reservation every PERSISTENT RESERVE OUT conflicts,
 		 * whoever sends it; other nexuses get only INQUIRY, REPORT
-		 * LUNS, REQUEST SENSE and RELEASE through. */
-		conflict = cmd->cdb[0] == 0x5e || cmd->cdb[0] == 0x5f ||
+		 * LUNS, REQUEST SENSE, RELEASE and PERSISTENT RESERVE IN
+		 * through.  Deviation: SPC-2 makes PERSISTENT RESERVE IN
+		 * conflict too; here it reads the state (no keys, no
+		 * reservation, a RESERVE(6/10) holder is not reported) so a
+		 * multipath or cluster initiator polling keys is not refused
+		 * because another path holds a RESERVE. */
+		conflict = cmd->cdb[0] == 0x5f ||
 			   (pr->spc2 != cmd->nexus &&
 			    !(op->flags & OPF_RESV_SPC2));
 	} else if (pr->type) {

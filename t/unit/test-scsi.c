@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1020,7 +1021,8 @@ TEST(read_only_lun_refuses_writes)
 
 TEST(unknown_opcode)
 {
-	static const uint8_t unknown[] = { 0x02, 0x04, 0xff, 0xc0, 0x5f };
+	/* 0x5f (PERSISTENT RESERVE OUT) was here before it was supported. */
+	static const uint8_t unknown[] = { 0x02, 0x04, 0xff, 0xc0, 0x4d };
 	uint8_t c[16];
 
 	for (size_t i = 0; i < ARRAY_SIZE(unknown); i++) {
@@ -1190,10 +1192,16 @@ TEST(unit_attention_reported_once)
 	uint8_t inq[16];
 	struct xcmd *x;
 
+	uint8_t prin_keys[16] = { 0x5e, 0x00, 0, 0, 0, 0, 0, 0, 64 };
+
 	scsi_ua_establish_all(tgt, NULL, UA_RESET);
-	/* INQUIRY is not affected, and does not clear it. */
+	/* INQUIRY is not affected, and does not clear it; nor PERSISTENT
+	 * RESERVE IN (a read of the reservation state). */
 	cdb_inquiry(inq, false, 0, 96);
 	x = run(0, inq, SCSI_DIR_READ, 96, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	x = run(0, prin_keys, SCSI_DIR_READ, 64, NULL);
 	CHECK_GOOD(x);
 	xfree(x);
 	x = run(0, tur, SCSI_DIR_NONE, 0, NULL);
@@ -2866,6 +2874,1083 @@ out:
 	conf_free(c2);
 	unlink(path);
 	rmdir(dir);
+}
+
+/* ---- reservations (scsi/pr.c) ----
+ *
+ * Two nexuses on LUN 0, "a" (the harness's own) and "b", plus a third now
+ * and then.  Each test leaves no registration, reservation or unit
+ * attention behind.
+ */
+
+#define KEY_A 0xaaaa000000000001ULL
+#define KEY_B 0xbbbb000000000002ULL
+#define PR_WE 1
+#define PR_EA 3
+#define PR_WE_RO 5
+#define PR_EA_RO 6
+#define PR_WE_AR 7
+#define PR_EA_AR 8
+
+static const uint8_t isid_b[6] = { 0x80, 0x12, 0x34, 0x56, 0x78, 0x9a };
+
+static struct scsi_nexus *
+nexus_b(void)
+{
+	return scsi_nexus_new(tgt, "iqn.2026-01.com.example:pr-b", isid_b);
+}
+
+/* TEST UNIT READY until GOOD on every LUN: no UA left from before. */
+static void
+clear_ua(struct scsi_nexus *n)
+{
+	static const uint8_t tur[16] = { 0 };
+
+	for (unsigned lun = 0; lun < 3; lun++)
+		for (int i = 0; i < UA__MAX + 1; i++) {
+			struct xcmd *x = run_on(n, lun, tur, 6, SCSI_DIR_NONE,
+						0, NULL);
+			bool good = x->cmd.status == SAM_STAT_GOOD;
+			xfree(x);
+			if (good)
+				break;
+		}
+}
+
+/* PERSISTENT RESERVE OUT: a 24-byte parameter list (byte 20: SPEC_I_PT
+ * 0x08, ALL_TG_PT 0x04, APTPL 0x01) followed by extra bytes. */
+static struct xcmd *
+prout_x(struct scsi_nexus *n, unsigned sa, unsigned scope_type, uint64_t rk,
+	uint64_t sark, uint8_t b20, const uint8_t *extra, uint32_t nextra)
+{
+	uint8_t c[16] = { 0x5f }, p[1024] = { 0 };
+	uint32_t plen = 24 + nextra;
+
+	c[1] = (uint8_t)sa;
+	c[2] = (uint8_t)scope_type;
+	put_be32(c + 5, plen);
+	put_be64(p, rk);
+	put_be64(p + 8, sark);
+	p[20] = b20;
+	if (nextra)
+		memcpy(p + 24, extra, nextra);
+	return run_on(n, 0, c, 10, SCSI_DIR_WRITE, plen, p);
+}
+
+static struct xcmd *
+prout(struct scsi_nexus *n, unsigned sa, unsigned type, uint64_t rk,
+      uint64_t sark)
+{
+	return prout_x(n, sa, type, rk, sark, 0, NULL, 0);
+}
+
+#define CHECK_CONFLICT(x)                                                     \
+	do {                                                                  \
+		CHECK_COMPLETED(x);                                           \
+		CHECK_EQ_HEX((x)->cmd.status, SAM_STAT_RESERVATION_CONFLICT); \
+		CHECK_EQ_INT((x)->cmd.sense_len, 0);                          \
+	} while (0)
+
+/* Run and check GOOD / RESERVATION CONFLICT in one line. */
+#define PROUT_GOOD(...)                                                       \
+	do {                                                                  \
+		struct xcmd *x_ = prout(__VA_ARGS__);                         \
+		CHECK_GOOD(x_);                                               \
+		xfree(x_);                                                    \
+	} while (0)
+#define PROUT_CONFLICT(...)                                                   \
+	do {                                                                  \
+		struct xcmd *x_ = prout(__VA_ARGS__);                         \
+		CHECK_CONFLICT(x_);                                           \
+		xfree(x_);                                                    \
+	} while (0)
+
+static struct xcmd *
+prin(struct scsi_nexus *n, unsigned sa, uint16_t alloc)
+{
+	uint8_t c[16] = { 0x5e };
+
+	c[1] = (uint8_t)sa;
+	put_be16(c + 7, alloc);
+	return run_on(n, 0, c, 10, SCSI_DIR_READ, alloc, NULL);
+}
+
+static uint32_t
+pr_generation(void)
+{
+	struct xcmd *x = prin(nexus, 0, 8);
+	uint32_t g = get_be32(x->cmd.buf);
+
+	CHECK_GOOD(x);
+	xfree(x);
+	return g;
+}
+
+/* READ RESERVATION: the type (0: none) and the key. */
+static unsigned
+pr_type(uint64_t *key)
+{
+	struct xcmd *x = prin(nexus, 1, 64);
+	unsigned t = 0;
+
+	CHECK_GOOD(x);
+	if (get_be32(x->cmd.buf + 4) == 16) {
+		CHECK_EQ_INT(x->cmd.data_len, 24);
+		t = x->cmd.buf[21];
+		if (key)
+			*key = get_be64(x->cmd.buf + 8);
+	} else {
+		CHECK_EQ_INT(x->cmd.data_len, 8);
+	}
+	xfree(x);
+	return t;
+}
+
+/* Status of a one-block READ(10) / WRITE(10) / other 10-byte CDB on LUN 0. */
+static uint8_t
+status_of(struct scsi_nexus *n, const uint8_t *cdb, unsigned dir, uint32_t len)
+{
+	static uint8_t blk[512];
+	struct xcmd *x = run_on(n, 0, cdb, 16, dir, len,
+				dir == SCSI_DIR_WRITE ? blk : NULL);
+	uint8_t s = x->cmd.status;
+
+	CHECK_COMPLETED(x);
+	xfree(x);
+	return s;
+}
+
+static uint8_t
+read_status(struct scsi_nexus *n)
+{
+	uint8_t c[16];
+
+	cdb_rw(c, 0x28, 7000, 1);
+	return status_of(n, c, SCSI_DIR_READ, 512);
+}
+
+static uint8_t
+write_status(struct scsi_nexus *n)
+{
+	uint8_t c[16];
+
+	cdb_rw(c, 0x2a, 7000, 1);
+	return status_of(n, c, SCSI_DIR_WRITE, 512);
+}
+
+/* CLEAR through a fresh registration: nothing left on LUN 0. */
+static void
+pr_cleanup(struct scsi_nexus *b)
+{
+	PROUT_GOOD(nexus, 6, 0, 0, KEY_A);
+	PROUT_GOOD(nexus, 3, 0, KEY_A, 0);
+	CHECK_EQ_INT(pr_type(NULL), 0);
+	clear_ua(nexus);
+	if (b) {
+		clear_ua(b);
+		scsi_nexus_free(b);
+	}
+}
+
+TEST(pr_register_read_keys)
+{
+	struct scsi_nexus *b = nexus_b();
+	uint32_t g0;
+	struct xcmd *x;
+
+	REQUIRE(b != NULL);
+	clear_ua(nexus);
+	clear_ua(b);
+	g0 = pr_generation();
+	/* REGISTER from an unregistered nexus: the key field must be 0. */
+	PROUT_CONFLICT(nexus, 0, 0, KEY_A, KEY_A);
+	CHECK_EQ_INT(pr_generation(), g0);
+	/* Key 0 to key 0: nothing, and no new generation. */
+	PROUT_GOOD(nexus, 0, 0, 0, 0);
+	CHECK_EQ_INT(pr_generation(), g0);
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	PROUT_GOOD(b, 6, 0, 0xdead, KEY_B);	/* RIEK ignores the key */
+	CHECK_EQ_INT(pr_generation(), g0 + 2);
+	x = prin(b, 0, 64);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.data_len, 24);
+	CHECK_EQ_INT(get_be32(x->cmd.buf + 4), 16);
+	CHECK_EQ_HEX(get_be64(x->cmd.buf + 8), KEY_A);
+	CHECK_EQ_HEX(get_be64(x->cmd.buf + 16), KEY_B);
+	xfree(x);
+	/* Registered: the key must match (a re-register with 0 fails). */
+	PROUT_CONFLICT(nexus, 0, 0, 0, KEY_A + 1);
+	PROUT_GOOD(nexus, 0, 0, KEY_A, KEY_A + 1);
+	PROUT_GOOD(nexus, 0, 0, KEY_A + 1, KEY_A);
+	CHECK_EQ_INT(pr_generation(), g0 + 4);
+	/* Every allocation length: the ADDITIONAL LENGTH stays 16. */
+	for (uint16_t alloc = 0; alloc <= 30; alloc++) {
+		x = prin(nexus, 0, alloc);
+		CHECK_GOOD(x);
+		CHECK_EQ_INT(x->cmd.data_len, MIN(alloc, 24u));
+		CHECK_EQ_INT(x->cmd.xfer_len, MIN(alloc, 24u));
+		if (alloc >= 8)
+			CHECK_EQ_INT(get_be32(x->cmd.buf + 4), 16);
+		xfree(x);
+	}
+	/* Without a reservation nothing conflicts. */
+	CHECK_EQ_HEX(write_status(b), SAM_STAT_GOOD);
+	/* Unregister both. */
+	PROUT_GOOD(nexus, 0, 0, KEY_A, 0);
+	PROUT_GOOD(b, 6, 0, 0, 0);
+	x = prin(nexus, 0, 64);
+	CHECK_EQ_INT(get_be32(x->cmd.buf + 4), 0);
+	CHECK_EQ_INT(get_be32(x->cmd.buf), g0 + 6);
+	xfree(x);
+	/* Other PR OUT service actions need a registration. */
+	for (unsigned sa = 1; sa <= 7; sa++)
+		if (sa != 6)
+			PROUT_CONFLICT(nexus, sa, PR_WE, 0, KEY_A);
+	pr_cleanup(b);
+}
+
+TEST(pr_write_exclusive)
+{
+	struct scsi_nexus *b = nexus_b();
+	uint8_t c[16];
+	uint64_t key = 0;
+	struct xcmd *x;
+
+	REQUIRE(b != NULL);
+	clear_ua(nexus);
+	clear_ua(b);
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	PROUT_GOOD(b, 0, 0, 0, KEY_B);
+	PROUT_GOOD(nexus, 1, PR_WE, KEY_A, 0);
+	CHECK_EQ_INT(pr_type(&key), PR_WE);
+	CHECK_EQ_HEX(key, KEY_A);
+	/* The holder reads and writes; b, registered or not, only reads. */
+	CHECK_EQ_HEX(read_status(nexus), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(write_status(nexus), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(read_status(b), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(write_status(b), SAM_STAT_RESERVATION_CONFLICT);
+	/* SPC-4 table 65 / SBC-4 table 13 rows for Write Exclusive. */
+	memset(c, 0, 16);			/* TEST UNIT READY */
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_NONE, 0), SAM_STAT_GOOD);
+	cdb_mode_sense(c, false, true, 0, 0x3f, 0, 255);
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_READ, 255), SAM_STAT_GOOD);
+	memset(c, 0, 16);			/* SYNCHRONIZE CACHE(10) */
+	c[0] = 0x35;
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_NONE, 0),
+		     SAM_STAT_RESERVATION_CONFLICT);
+	memset(c, 0, 16);			/* START STOP UNIT, START */
+	c[0] = 0x1b;
+	c[4] = 0x01;
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_NONE, 0), SAM_STAT_GOOD);
+	c[4] = 0x00;				/* STOP */
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_NONE, 0),
+		     SAM_STAT_RESERVATION_CONFLICT);
+	memset(c, 0, 16);			/* MODE SELECT(6), empty */
+	c[0] = 0x15;
+	c[1] = 0x10;
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_NONE, 0),
+		     SAM_STAT_RESERVATION_CONFLICT);
+	/* The same RESERVE again is GOOD; another type or nexus conflicts. */
+	PROUT_GOOD(nexus, 1, PR_WE, KEY_A, 0);
+	PROUT_CONFLICT(nexus, 1, PR_EA, KEY_A, 0);
+	PROUT_CONFLICT(b, 1, PR_WE, KEY_B, 0);
+	PROUT_CONFLICT(nexus, 1, PR_WE, KEY_B, 0);	/* wrong key */
+	/* RELEASE by a non-holder does nothing; by the holder with another
+	 * type is INVALID RELEASE OF PERSISTENT RESERVATION. */
+	PROUT_GOOD(b, 2, PR_WE, KEY_B, 0);
+	CHECK_EQ_INT(pr_type(NULL), PR_WE);
+	x = prout(nexus, 2, PR_EA, KEY_A, 0);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST,
+		    ASC_INVALID_RELEASE_OF_PERSISTENT_RESERVATION);
+	xfree(x);
+	PROUT_GOOD(nexus, 2, PR_WE, KEY_A, 0);
+	CHECK_EQ_INT(pr_type(NULL), 0);
+	CHECK_EQ_HEX(write_status(b), SAM_STAT_GOOD);
+	/* A Write Exclusive release raises no unit attention. */
+	memset(c, 0, 16);
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_NONE, 0), SAM_STAT_GOOD);
+	/* The holder unregistering releases it too. */
+	PROUT_GOOD(nexus, 1, PR_WE, KEY_A, 0);
+	PROUT_GOOD(nexus, 0, 0, KEY_A, 0);
+	CHECK_EQ_INT(pr_type(NULL), 0);
+	pr_cleanup(b);
+}
+
+TEST(pr_exclusive_access)
+{
+	struct scsi_nexus *b = nexus_b();
+	uint8_t c[16];
+
+	REQUIRE(b != NULL);
+	clear_ua(nexus);
+	clear_ua(b);
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	PROUT_GOOD(b, 0, 0, 0, KEY_B);
+	PROUT_GOOD(nexus, 1, PR_EA, KEY_A, 0);
+	CHECK_EQ_HEX(read_status(nexus), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(read_status(b), SAM_STAT_RESERVATION_CONFLICT);
+	CHECK_EQ_HEX(write_status(b), SAM_STAT_RESERVATION_CONFLICT);
+	/* Allowed through every type: TEST UNIT READY, INQUIRY, READ
+	 * CAPACITY, REPORT LUNS, REQUEST SENSE, PERSISTENT RESERVE IN. */
+	memset(c, 0, 16);
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_NONE, 0), SAM_STAT_GOOD);
+	cdb_inquiry(c, false, 0, 96);
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_READ, 96), SAM_STAT_GOOD);
+	memset(c, 0, 16);
+	c[0] = 0x25;
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_READ, 8), SAM_STAT_GOOD);
+	memset(c, 0, 16);
+	c[0] = 0x9e;
+	c[1] = 0x10;
+	put_be32(c + 10, 32);
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_READ, 32), SAM_STAT_GOOD);
+	c[1] = 0x12;				/* GET LBA STATUS: a read */
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_READ, 32),
+		     SAM_STAT_RESERVATION_CONFLICT);
+	memset(c, 0, 16);
+	c[0] = 0xa0;
+	put_be32(c + 6, 64);
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_READ, 64), SAM_STAT_GOOD);
+	memset(c, 0, 16);
+	c[0] = 0x03;
+	c[4] = 18;
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_READ, 18), SAM_STAT_GOOD);
+	/* Not through Exclusive Access: MODE SENSE, VERIFY, PRE-FETCH. */
+	cdb_mode_sense(c, true, true, 0, 0x3f, 0, 255);
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_READ, 255),
+		     SAM_STAT_RESERVATION_CONFLICT);
+	cdb_rw(c, 0x2f, 0, 1);
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_NONE, 0),
+		     SAM_STAT_RESERVATION_CONFLICT);
+	cdb_rw(c, 0x34, 0, 1);
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_NONE, 0),
+		     SAM_STAT_RESERVATION_CONFLICT);
+	{
+		struct xcmd *x = prin(b, 1, 64);
+		CHECK_GOOD(x);
+		xfree(x);
+	}
+	/* Being registered is not enough for Exclusive Access. */
+	PROUT_GOOD(b, 0, 0, KEY_B, 0);
+	CHECK_EQ_HEX(read_status(b), SAM_STAT_RESERVATION_CONFLICT);
+	pr_cleanup(b);
+}
+
+TEST(pr_registrants_only)
+{
+	struct scsi_nexus *b = nexus_b();
+	uint8_t tur[16] = { 0 };
+	struct xcmd *x;
+
+	REQUIRE(b != NULL);
+	clear_ua(nexus);
+	clear_ua(b);
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	PROUT_GOOD(b, 0, 0, 0, KEY_B);
+	PROUT_GOOD(nexus, 1, PR_EA_RO, KEY_A, 0);
+	/* A registrant gets through; once unregistered, it does not. */
+	CHECK_EQ_HEX(read_status(b), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(write_status(b), SAM_STAT_GOOD);
+	PROUT_CONFLICT(b, 1, PR_EA_RO, KEY_B, 0);	/* not the holder */
+	PROUT_GOOD(b, 0, 0, KEY_B, 0);
+	CHECK_EQ_HEX(read_status(b), SAM_STAT_RESERVATION_CONFLICT);
+	PROUT_GOOD(b, 0, 0, 0, KEY_B);
+	/* The holder unregisters: the reservation goes and the other
+	 * registrants get RESERVATIONS RELEASED (SPC-4 §5.13.11.2.3). */
+	PROUT_GOOD(nexus, 0, 0, KEY_A, 0);
+	CHECK_EQ_INT(pr_type(NULL), 0);
+	x = run_on(b, 0, tur, 6, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_UNIT_ATTENTION, ASC_RESERVATIONS_RELEASED);
+	xfree(x);
+	x = run_on(nexus, 0, tur, 6, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	/* Write Exclusive - Registrants Only: others may still read;
+	 * RELEASE of it raises RESERVATIONS RELEASED too. */
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	PROUT_GOOD(b, 1, PR_WE_RO, KEY_B, 0);
+	PROUT_GOOD(nexus, 0, 0, KEY_A, 0);
+	CHECK_EQ_HEX(read_status(nexus), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(write_status(nexus), SAM_STAT_RESERVATION_CONFLICT);
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	PROUT_GOOD(b, 2, PR_WE_RO, KEY_B, 0);
+	x = run_on(nexus, 0, tur, 6, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_UNIT_ATTENTION, ASC_RESERVATIONS_RELEASED);
+	xfree(x);
+	x = run_on(b, 0, tur, 6, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	pr_cleanup(b);
+}
+
+TEST(pr_all_registrants)
+{
+	struct scsi_nexus *b = nexus_b();
+	uint64_t key = 1;
+	struct xcmd *x;
+
+	REQUIRE(b != NULL);
+	clear_ua(nexus);
+	clear_ua(b);
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	PROUT_GOOD(b, 0, 0, 0, KEY_B);
+	PROUT_GOOD(nexus, 1, PR_WE_AR, KEY_A, 0);
+	/* Key 0 in READ RESERVATION; every registrant is a holder. */
+	CHECK_EQ_INT(pr_type(&key), PR_WE_AR);
+	CHECK_EQ_HEX(key, 0);
+	PROUT_GOOD(b, 1, PR_WE_AR, KEY_B, 0);
+	PROUT_CONFLICT(b, 1, PR_EA_AR, KEY_B, 0);
+	x = prin(nexus, 3, 1024);
+	CHECK_GOOD(x);
+	for (uint32_t o = 8, i = 0; i < 2 && o + 24 <= x->cmd.data_len; i++) {
+		CHECK_EQ_HEX(x->cmd.buf[o + 12] & 0x01, 0x01);	/* R_HOLDER */
+		CHECK_EQ_HEX(x->cmd.buf[o + 13], PR_WE_AR);
+		o += 24 + get_be32(x->cmd.buf + o + 20);
+	}
+	xfree(x);
+	CHECK_EQ_HEX(write_status(b), SAM_STAT_GOOD);
+	/* The first registrant leaving does not release it... */
+	PROUT_GOOD(nexus, 0, 0, KEY_A, 0);
+	CHECK_EQ_INT(pr_type(NULL), PR_WE_AR);
+	CHECK_EQ_HEX(write_status(nexus), SAM_STAT_RESERVATION_CONFLICT);
+	/* ...the last one does. */
+	PROUT_GOOD(b, 0, 0, KEY_B, 0);
+	CHECK_EQ_INT(pr_type(NULL), 0);
+	/* RELEASE by any registrant releases it. */
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	PROUT_GOOD(b, 0, 0, 0, KEY_B);
+	PROUT_GOOD(nexus, 1, PR_EA_AR, KEY_A, 0);
+	PROUT_GOOD(b, 2, PR_EA_AR, KEY_B, 0);
+	/* ...and tells the other registrants. */
+	x = run_on(nexus, 0, (const uint8_t[16]){ 0 }, 6, SCSI_DIR_NONE, 0,
+		   NULL);
+	CHECK_SENSE(x, SK_UNIT_ATTENTION, ASC_RESERVATIONS_RELEASED);
+	xfree(x);
+	CHECK_EQ_INT(pr_type(NULL), 0);
+	pr_cleanup(b);
+}
+
+TEST(pr_preempt_and_clear)
+{
+	struct scsi_nexus *b = nexus_b();
+	uint8_t tur[16] = { 0 };
+	uint64_t key = 0;
+	uint32_t g;
+	struct xcmd *x;
+
+	REQUIRE(b != NULL);
+	clear_ua(nexus);
+	clear_ua(b);
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	PROUT_GOOD(b, 0, 0, 0, KEY_B);
+	PROUT_GOOD(nexus, 1, PR_EA, KEY_A, 0);
+	g = pr_generation();
+	/* Key 0 is not a holder's key: INVALID FIELD IN PARAMETER LIST. */
+	x = prout(b, 4, PR_WE, KEY_B, 0);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAMETER_LIST);
+	CHECK_EQ_INT(get_be16(x->cmd.sense + 16), 8);
+	xfree(x);
+	/* A key nobody has: RESERVATION CONFLICT. */
+	PROUT_CONFLICT(b, 4, PR_WE, KEY_B, 0x1234);
+	CHECK_EQ_INT(pr_generation(), g);
+	/* b preempts a's reservation and registration, as Write Exclusive. */
+	PROUT_GOOD(b, 4, PR_WE, KEY_B, KEY_A);
+	x = run_on(nexus, 0, tur, 6, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_UNIT_ATTENTION, ASC_REGISTRATIONS_PREEMPTED);
+	xfree(x);
+	x = run_on(b, 0, tur, 6, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	CHECK_EQ_INT(pr_generation(), g + 1);
+	CHECK_EQ_INT(pr_type(&key), PR_WE);
+	CHECK_EQ_HEX(key, KEY_B);
+	x = prin(nexus, 0, 64);
+	CHECK_EQ_INT(get_be32(x->cmd.buf + 4), 8);
+	CHECK_EQ_HEX(get_be64(x->cmd.buf + 8), KEY_B);
+	xfree(x);
+	CHECK_EQ_HEX(write_status(nexus), SAM_STAT_RESERVATION_CONFLICT);
+	/* a, preempted, is not registered any more. */
+	PROUT_CONFLICT(nexus, 4, PR_WE, KEY_A, KEY_B);
+	/* Removing a registration that holds nothing leaves the
+	 * reservation as it is. */
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	PROUT_GOOD(b, 4, PR_EA, KEY_B, KEY_A);
+	x = run_on(nexus, 0, tur, 6, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_UNIT_ATTENTION, ASC_REGISTRATIONS_PREEMPTED);
+	xfree(x);
+	CHECK_EQ_INT(pr_type(NULL), PR_WE);
+	/* CLEAR: everything goes; the others get RESERVATIONS PREEMPTED. */
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	g = pr_generation();
+	PROUT_GOOD(b, 3, 0, KEY_B, 0);
+	x = run_on(nexus, 0, tur, 6, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_UNIT_ATTENTION, ASC_RESERVATIONS_PREEMPTED);
+	xfree(x);
+	x = run_on(b, 0, tur, 6, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	CHECK_EQ_INT(pr_generation(), g + 1);
+	CHECK_EQ_INT(pr_type(NULL), 0);
+	x = prin(nexus, 0, 64);
+	CHECK_EQ_INT(get_be32(x->cmd.buf + 4), 0);
+	xfree(x);
+	pr_cleanup(b);
+}
+
+static unsigned abort_calls;
+static char abort_initiator[224];
+static const struct scsi_cmd *abort_except;
+
+static void
+record_abort(struct target *t, struct lun *l, const char *initiator,
+	     const uint8_t *isid, const struct scsi_cmd *except)
+{
+	abort_calls++;
+	snprintf(abort_initiator, sizeof abort_initiator, "%s", initiator);
+	abort_except = except;
+	CHECK(t == tgt);
+	CHECK(l == target_find_lun(tgt, 0));
+	CHECK(isid != NULL && !memcmp(isid, isid_b, 6));
+}
+
+TEST(pr_preempt_and_abort)
+{
+	struct scsi_nexus *b = nexus_b();
+	struct xcmd *x;
+
+	REQUIRE(b != NULL);
+	clear_ua(nexus);
+	clear_ua(b);
+	scsi_abort_hook = record_abort;
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	PROUT_GOOD(b, 0, 0, 0, KEY_B);
+	PROUT_GOOD(b, 1, PR_EA_RO, KEY_B, 0);
+	/* PREEMPT does not abort; PREEMPT AND ABORT does, for b only. */
+	x = prout(nexus, 5, PR_EA, KEY_A, KEY_B);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(abort_calls, 1);
+	CHECK_EQ_STR(abort_initiator, "iqn.2026-01.com.example:pr-b");
+	CHECK(abort_except == &x->cmd);
+	xfree(x);
+	CHECK_EQ_INT(pr_type(NULL), PR_EA);
+	x = run_on(b, 0, (const uint8_t[16]){ 0 }, 6, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_UNIT_ATTENTION, ASC_REGISTRATIONS_PREEMPTED);
+	xfree(x);
+	CHECK_EQ_HEX(read_status(b), SAM_STAT_RESERVATION_CONFLICT);
+	scsi_abort_hook = NULL;
+	pr_cleanup(b);
+}
+
+TEST(pr_read_full_status_and_capabilities)
+{
+	static const char tid_b[] =
+		"iqn.2026-01.com.example:pr-b,i,0x80123456789a";
+	struct scsi_nexus *b = nexus_b();
+	struct xcmd *x;
+	const uint8_t *d;
+	uint32_t o;
+
+	REQUIRE(b != NULL);
+	clear_ua(nexus);
+	clear_ua(b);
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	{
+		/* ALL_TG_PT: every target port (there is one). */
+		struct xcmd *y = prout_x(b, 0, 0, 0, KEY_B, 0x04, NULL, 0);
+		CHECK_GOOD(y);
+		xfree(y);
+	}
+	PROUT_GOOD(b, 1, PR_EA, KEY_B, 0);
+	x = prin(nexus, 3, 1024);
+	CHECK_GOOD(x);
+	d = x->cmd.buf;
+	REQUIRE(x->cmd.data_len >= 8 + 2 * 44);
+	CHECK_EQ_INT(get_be32(d + 4) + 8, x->cmd.data_len);
+	/* a: not the holder, TransportID format 01h. */
+	o = 8;
+	CHECK_EQ_HEX(get_be64(d + o), KEY_A);
+	CHECK_EQ_HEX(d[o + 12], 0);
+	CHECK_EQ_INT(get_be16(d + o + 18), 1);		/* relative port */
+	CHECK_EQ_HEX(d[o + 24], 0x45);
+	CHECK_EQ_INT(get_be32(d + o + 20), 4 + get_be16(d + o + 26));
+	CHECK_EQ_STR((const char *)d + o + 28,
+		     "iqn.2026-01.com.example:initiator,i,0x800000000001");
+	CHECK_EQ_INT(get_be16(d + o + 26) % 4, 0);
+	o += 24 + get_be32(d + o + 20);
+	/* b: the holder, ALL_TG_PT. */
+	CHECK_EQ_HEX(get_be64(d + o), KEY_B);
+	CHECK_EQ_HEX(d[o + 12], 0x03);
+	CHECK_EQ_HEX(d[o + 13], PR_EA);
+	CHECK_EQ_STR((const char *)d + o + 28, tid_b);
+	o += 24 + get_be32(d + o + 20);
+	CHECK_EQ_INT(o, x->cmd.data_len);
+	xfree(x);
+	/* Cut by the allocation length; ADDITIONAL LENGTH is not. */
+	x = prin(nexus, 3, 30);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.data_len, 30);
+	CHECK(get_be32(x->cmd.buf + 4) > 22);
+	xfree(x);
+	/* REPORT CAPABILITIES: CRH, SIP_C, ATP_C; no PTPL_C without a
+	 * state_dir; TMV, ALLOW COMMANDS 3; every type. */
+	x = prin(nexus, 2, 8);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.data_len, 8);
+	CHECK_EQ_INT(get_be16(x->cmd.buf), 8);
+	CHECK_EQ_HEX(x->cmd.buf[2], 0x1c);
+	CHECK_EQ_HEX(x->cmd.buf[3], 0xb0);
+	CHECK_EQ_HEX(get_be16(x->cmd.buf + 4), 0xea01);
+	xfree(x);
+	pr_cleanup(b);
+}
+
+/* An iSCSI TransportID, format 01h (with ISID) or 00h. */
+static uint32_t
+tid(uint8_t *p, const char *name, const uint8_t *isid)
+{
+	char s[256];
+	int n = isid ? snprintf(s, sizeof s, "%s,i,0x%02x%02x%02x%02x%02x%02x",
+				name, isid[0], isid[1], isid[2], isid[3],
+				isid[4], isid[5]) :
+		       snprintf(s, sizeof s, "%s", name);
+	uint32_t addl = ((uint32_t)n + 1 + 3) & ~3u;
+
+	memset(p, 0, 4 + addl);
+	p[0] = isid ? 0x45 : 0x05;
+	put_be16(p + 2, (uint16_t)addl);
+	memcpy(p + 4, s, (size_t)n);
+	return 4 + addl;
+}
+
+TEST(pr_spec_i_pt_and_register_and_move)
+{
+	struct scsi_nexus *b = nexus_b();
+	uint8_t extra[600];
+	uint64_t key = 0;
+	uint32_t n;
+	struct xcmd *x;
+
+	REQUIRE(b != NULL);
+	clear_ua(nexus);
+	clear_ua(b);
+	/* a registers itself and b in one REGISTER (SPEC_I_PT). */
+	n = tid(extra + 4, "iqn.2026-01.com.example:pr-b", isid_b);
+	put_be32(extra, n);
+	x = prout_x(nexus, 0, 0, 0, KEY_A, 0x08, extra, 4 + n);
+	CHECK_GOOD(x);
+	xfree(x);
+	x = prin(b, 0, 64);
+	CHECK_EQ_INT(get_be32(x->cmd.buf + 4), 16);
+	xfree(x);
+	PROUT_GOOD(b, 1, PR_WE, KEY_A, 0);	/* b is registered, key A */
+	PROUT_GOOD(b, 2, PR_WE, KEY_A, 0);
+	PROUT_GOOD(b, 0, 0, KEY_A, 0);
+	/* Naming a registered nexus: INVALID FIELD IN PARAMETER LIST, and
+	 * nothing registered. */
+	PROUT_GOOD(nexus, 0, 0, KEY_A, 0);
+	PROUT_GOOD(b, 0, 0, 0, KEY_B);
+	x = prout_x(nexus, 0, 0, 0, KEY_A, 0x08, extra, 4 + n);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAMETER_LIST);
+	xfree(x);
+	x = prin(b, 0, 64);
+	CHECK_EQ_INT(get_be32(x->cmd.buf + 4), 8);
+	xfree(x);
+	/* A TransportID cut short by its length: PARAMETER LIST LENGTH
+	 * ERROR; a bad protocol: INVALID FIELD IN PARAMETER LIST. */
+	put_be32(extra, n + 4);
+	x = prout_x(nexus, 0, 0, 0, KEY_A, 0x08, extra, 4 + n);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_PARAMETER_LIST_LENGTH_ERROR);
+	xfree(x);
+	put_be32(extra, n);
+	extra[4] = 0x41;			/* SAS */
+	x = prout_x(nexus, 0, 0, 0, KEY_A, 0x08, extra, 4 + n);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAMETER_LIST);
+	CHECK_EQ_INT(get_be16(x->cmd.sense + 16), 28);
+	xfree(x);
+	/* REGISTER AND MOVE: a, the holder, hands the reservation to a
+	 * nexus named by a format 00h TransportID, registering it. */
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	PROUT_GOOD(nexus, 1, PR_WE_RO, KEY_A, 0);
+	{
+		uint8_t p[600] = { 0 }, c[16] = { 0x5f, 0x07 };
+		uint32_t plen;
+
+		put_be64(p, KEY_A);
+		put_be64(p + 8, KEY_B + 1);
+		p[17] = 0x02;			/* UNREG */
+		put_be16(p + 18, 1);
+		n = tid(p + 24, "iqn.2026-01.com.example:pr-c", NULL);
+		put_be32(p + 20, n);
+		plen = 24 + n;
+		put_be32(c + 5, plen);
+		/* b is registered but not the holder: conflict. */
+		put_be64(p, KEY_B);
+		x = run_on(b, 0, c, 10, SCSI_DIR_WRITE, plen, p);
+		CHECK_CONFLICT(x);
+		xfree(x);
+		put_be64(p, KEY_A);
+		x = run_on(nexus, 0, c, 10, SCSI_DIR_WRITE, plen, p);
+		CHECK_GOOD(x);
+		xfree(x);
+	}
+	CHECK_EQ_INT(pr_type(&key), PR_WE_RO);
+	CHECK_EQ_HEX(key, KEY_B + 1);
+	x = prin(b, 0, 64);	/* a went (UNREG): b and c are left */
+	CHECK_EQ_INT(get_be32(x->cmd.buf + 4), 16);
+	xfree(x);
+	CHECK_EQ_HEX(write_status(nexus), SAM_STAT_RESERVATION_CONFLICT);
+	CHECK_EQ_HEX(write_status(b), SAM_STAT_GOOD);	/* registrant */
+	{
+		struct scsi_nexus *c = scsi_nexus_new(tgt,
+			"iqn.2026-01.com.example:pr-c", isid_b);
+		REQUIRE(c != NULL);
+		PROUT_GOOD(c, 2, PR_WE_RO, KEY_B + 1, 0);
+		PROUT_GOOD(c, 0, 0, KEY_B + 1, 0);
+		clear_ua(c);
+		scsi_nexus_free(c);
+	}
+	pr_cleanup(b);
+}
+
+TEST(pr_out_errors)
+{
+	uint8_t c[16] = { 0x5f }, p[32] = { 0 };
+	struct xcmd *x;
+
+	clear_ua(nexus);
+	c[1] = 0x08;				/* no such service action */
+	put_be32(c + 5, 24);
+	x = run_on(nexus, 0, c, 10, SCSI_DIR_WRITE, 24, p);
+	CHECK_INVALID_FIELD(x, 1, 4);
+	xfree(x);
+	c[1] = 0x01;				/* RESERVE, scope 1 */
+	c[2] = 0x11;
+	x = run_on(nexus, 0, c, 10, SCSI_DIR_WRITE, 24, p);
+	CHECK_INVALID_FIELD(x, 2, 7);
+	xfree(x);
+	c[2] = 0x02;				/* type 2: obsolete */
+	x = run_on(nexus, 0, c, 10, SCSI_DIR_WRITE, 24, p);
+	CHECK_INVALID_FIELD(x, 2, 3);
+	xfree(x);
+	/* The list is 24 bytes without SPEC_I_PT. */
+	c[1] = 0x00;
+	c[2] = 0x00;
+	for (uint32_t plen = 0; plen <= 32; plen += 8) {
+		if (plen == 24)
+			continue;
+		put_be32(c + 5, plen);
+		x = run_on(nexus, 0, c, 10, SCSI_DIR_WRITE, plen, p);
+		CHECK_SENSE(x, SK_ILLEGAL_REQUEST,
+			    ASC_PARAMETER_LIST_LENGTH_ERROR);
+		xfree(x);
+	}
+	/* SPEC_I_PT with anything but REGISTER. */
+	x = prout_x(nexus, 6, 0, 0, KEY_A, 0x08, p, 4);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAMETER_LIST);
+	CHECK_EQ_HEX(x->cmd.sense[15], 0x88 | 3);
+	CHECK_EQ_INT(get_be16(x->cmd.sense + 16), 20);
+	xfree(x);
+	/* APTPL without a state_dir to keep it in. */
+	x = prout_x(nexus, 0, 0, 0, KEY_A, 0x01, NULL, 0);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAMETER_LIST);
+	CHECK_EQ_HEX(x->cmd.sense[15], 0x88);
+	CHECK_EQ_INT(get_be16(x->cmd.sense + 16), 20);
+	xfree(x);
+	/* REGISTER AND MOVE without a reservation: INVALID FIELD IN CDB. */
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	{
+		uint8_t q[600] = { 0 };
+		uint32_t n = tid(q + 24, "iqn.2026-01.x:elsewhere", isid_b);
+
+		memset(c, 0, 16);
+		c[0] = 0x5f;
+		c[1] = 0x07;
+		put_be32(c + 5, 24 + n);
+		put_be64(q, KEY_A);
+		put_be64(q + 8, KEY_A);
+		put_be16(q + 18, 1);
+		put_be32(q + 20, n);
+		x = run_on(nexus, 0, c, 10, SCSI_DIR_WRITE, 24 + n, q);
+		CHECK_INVALID_FIELD(x, 1, 4);
+		xfree(x);
+	}
+	/* PERSISTENT RESERVE IN: service actions 4 and up. */
+	x = prin(nexus, 4, 64);
+	CHECK_INVALID_FIELD(x, 1, 4);
+	xfree(x);
+	x = prin(nexus, 0x1f, 64);
+	CHECK_INVALID_FIELD(x, 1, 4);
+	xfree(x);
+	pr_cleanup(NULL);
+}
+
+static struct xcmd *
+cdb6(struct scsi_nexus *n, uint8_t op)
+{
+	uint8_t c[16] = { op };
+
+	return run_on(n, 0, c, 6, SCSI_DIR_NONE, 0, NULL);
+}
+
+#define CDB6_STATUS(n, op, want)                                              \
+	do {                                                                  \
+		struct xcmd *x_ = cdb6((n), (op));                            \
+		CHECK_COMPLETED(x_);                                          \
+		CHECK_EQ_HEX(x_->cmd.status, (want));                         \
+		xfree(x_);                                                    \
+	} while (0)
+
+TEST(reserve6_release6)
+{
+	struct scsi_nexus *b = nexus_b(), *c3;
+	uint8_t c[16];
+
+	REQUIRE(b != NULL);
+	clear_ua(nexus);
+	clear_ua(b);
+	CDB6_STATUS(nexus, 0x16, SAM_STAT_GOOD);
+	CDB6_STATUS(nexus, 0x16, SAM_STAT_GOOD);	/* again: fine */
+	CDB6_STATUS(b, 0x16, SAM_STAT_RESERVATION_CONFLICT);
+	/* b gets INQUIRY, REPORT LUNS, REQUEST SENSE and RELEASE (no
+	 * effect) through, nothing else. */
+	CDB6_STATUS(b, 0x17, SAM_STAT_GOOD);
+	CDB6_STATUS(b, 0x00, SAM_STAT_RESERVATION_CONFLICT);
+	cdb_inquiry(c, false, 0, 96);
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_READ, 96), SAM_STAT_GOOD);
+	memset(c, 0, 16);
+	c[0] = 0x03;
+	c[4] = 18;
+	CHECK_EQ_HEX(status_of(b, c, SCSI_DIR_READ, 18), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(read_status(b), SAM_STAT_RESERVATION_CONFLICT);
+	CHECK_EQ_HEX(read_status(nexus), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(write_status(nexus), SAM_STAT_GOOD);
+	/* Every PERSISTENT RESERVE OUT conflicts, the holder's too;
+	 * PERSISTENT RESERVE IN reads the (empty) state from any nexus. */
+	{
+		struct xcmd *x = prin(nexus, 0, 64);
+		CHECK_GOOD(x);
+		CHECK_EQ_UINT(get_be32(x->cmd.buf + 4), 0);
+		xfree(x);
+		x = prin(b, 2, 8);
+		CHECK_GOOD(x);
+		xfree(x);
+	}
+	PROUT_CONFLICT(nexus, 0, 0, 0, KEY_A);
+	PROUT_CONFLICT(b, 0, 0, 0, KEY_B);
+	/* RESERVE(10) / RELEASE(10) are the same reservation. */
+	memset(c, 0, 16);
+	c[0] = 0x56;
+	CHECK_EQ_HEX(status_of(nexus, c, SCSI_DIR_NONE, 0), SAM_STAT_GOOD);
+	c[1] = 0x10;				/* third party: refused */
+	{
+		struct xcmd *x = run_on(nexus, 0, c, 10, SCSI_DIR_NONE, 0,
+					NULL);
+		CHECK_INVALID_FIELD(x, 1, 4);
+		xfree(x);
+	}
+	memset(c, 0, 16);
+	c[0] = 0x57;
+	CHECK_EQ_HEX(status_of(nexus, c, SCSI_DIR_NONE, 0), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(read_status(b), SAM_STAT_GOOD);
+	CDB6_STATUS(b, 0x16, SAM_STAT_GOOD);
+	CDB6_STATUS(b, 0x17, SAM_STAT_GOOD);
+
+	/* Registrations make RESERVE/RELEASE conflict (SPC-4 §5.13.3)... */
+	PROUT_GOOD(nexus, 0, 0, 0, KEY_A);
+	CDB6_STATUS(b, 0x16, SAM_STAT_RESERVATION_CONFLICT);
+	CDB6_STATUS(nexus, 0x16, SAM_STAT_RESERVATION_CONFLICT);
+	CDB6_STATUS(b, 0x17, SAM_STAT_RESERVATION_CONFLICT);
+	/* ...but from the holder they are GOOD and do nothing. */
+	PROUT_GOOD(nexus, 1, PR_WE, KEY_A, 0);
+	CDB6_STATUS(nexus, 0x16, SAM_STAT_GOOD);
+	CDB6_STATUS(nexus, 0x17, SAM_STAT_GOOD);
+	CHECK_EQ_INT(pr_type(NULL), PR_WE);
+	CHECK_EQ_HEX(write_status(b), SAM_STAT_RESERVATION_CONFLICT);
+	PROUT_GOOD(nexus, 3, 0, KEY_A, 0);
+	clear_ua(b);
+
+	/* I_T nexus loss releases it. */
+	c3 = scsi_nexus_new(tgt, "iqn.2026-01.com.example:pr-c", isid_b);
+	REQUIRE(c3 != NULL);
+	CDB6_STATUS(c3, 0x16, SAM_STAT_GOOD);
+	CDB6_STATUS(b, 0x16, SAM_STAT_RESERVATION_CONFLICT);
+	scsi_nexus_lost(c3);
+	CDB6_STATUS(b, 0x16, SAM_STAT_GOOD);
+	CDB6_STATUS(b, 0x17, SAM_STAT_GOOD);
+	CDB6_STATUS(c3, 0x16, SAM_STAT_GOOD);
+	scsi_nexus_free(c3);
+	CDB6_STATUS(b, 0x16, SAM_STAT_GOOD);
+	/* So does a LOGICAL UNIT RESET (with its unit attention). */
+	scsi_ua_establish_all(tgt, target_find_lun(tgt, 0), UA_RESET);
+	clear_ua(b);
+	clear_ua(nexus);
+	CDB6_STATUS(nexus, 0x16, SAM_STAT_GOOD);
+	CDB6_STATUS(nexus, 0x17, SAM_STAT_GOOD);
+	pr_cleanup(b);
+}
+
+TEST(pr_aptpl_restored)
+{
+	char dir[] = "/tmp/test-scsi-pr.XXXXXX", json[1024], err[256];
+	static const uint8_t isid[6] = { 0x80, 0, 0, 0, 0, 7 };
+	const char *tname = "iqn.2026-01.com.example:aptpl";
+	struct conf *pc = NULL;
+	struct lunmap *pm = NULL;
+	struct target *pt;
+	struct scsi_nexus *pn = NULL;
+	uint8_t c[16] = { 0x5f }, p[24] = { 0 };
+	char cmdline[300];
+	struct xcmd *x;
+	FILE *f;
+
+	REQUIRE(mkdtemp(dir) != NULL);
+	snprintf(json, sizeof json,
+		 "{\"portals\": [\"127.0.0.1:3260\"], \"state_dir\": \"%s\","
+		 " \"targets\": [{\"name\": \"%s\", \"luns\": ["
+		 "  {\"lun\": 3, \"backend\": {\"type\": \"memory\", \"size\": \"1M\"}}]}]}",
+		 dir, tname);
+	for (int round = 0; round < 3; round++) {
+		pc = conf_load_string(json, NULL, "aptpl", err, sizeof err);
+		pm = pc ? lunmap_new(pc) : NULL;
+		pt = pm ? lunmap_find_target(pm, tname) : NULL;
+		pn = pt ? scsi_nexus_new(pt, "iqn.2026-01.x:aptpl", isid) : NULL;
+		CHECK(pn != NULL);
+		if (!pn)
+			break;
+		if (round == 0) {
+			/* PTPL_C, not yet PTPL_A. */
+			memset(c, 0, 16);
+			c[0] = 0x5e;
+			c[1] = 0x02;
+			put_be16(c + 7, 8);
+			x = run_on(pn, 3, c, 10, SCSI_DIR_READ, 8, NULL);
+			CHECK_GOOD(x);
+			CHECK_EQ_HEX(x->cmd.buf[2] & 0x01, 0x01);
+			CHECK_EQ_HEX(x->cmd.buf[3] & 0x01, 0x00);
+			xfree(x);
+			/* REGISTER with APTPL, then RESERVE. */
+			memset(c, 0, 16);
+			c[0] = 0x5f;
+			put_be32(c + 5, 24);
+			put_be64(p + 8, KEY_A);
+			p[20] = 0x01;
+			x = run_on(pn, 3, c, 10, SCSI_DIR_WRITE, 24, p);
+			CHECK_GOOD(x);
+			xfree(x);
+			c[1] = 0x01;
+			c[2] = PR_EA;
+			memset(p, 0, sizeof p);
+			put_be64(p, KEY_A);
+			x = run_on(pn, 3, c, 10, SCSI_DIR_WRITE, 24, p);
+			CHECK_GOOD(x);
+			xfree(x);
+		} else {
+			/* Restored: key, reservation, PTPL_A. */
+			memset(c, 0, 16);
+			c[0] = 0x5e;
+			c[1] = 0x01;
+			put_be16(c + 7, 64);
+			x = run_on(pn, 3, c, 10, SCSI_DIR_READ, 64, NULL);
+			CHECK_GOOD(x);
+			CHECK_EQ_INT(x->cmd.data_len, round == 1 ? 24 : 8);
+			if (round == 1) {
+				CHECK_EQ_HEX(get_be64(x->cmd.buf + 8), KEY_A);
+				CHECK_EQ_HEX(x->cmd.buf[21], PR_EA);
+				CHECK_EQ_INT(get_be32(x->cmd.buf), 0);
+			}
+			xfree(x);
+		}
+		if (round == 1) {
+			/* Unregister with APTPL 0: the file goes. */
+			memset(c, 0, 16);
+			c[0] = 0x5f;
+			put_be32(c + 5, 24);
+			memset(p, 0, sizeof p);
+			put_be64(p, KEY_A);
+			x = run_on(pn, 3, c, 10, SCSI_DIR_WRITE, 24, p);
+			CHECK_GOOD(x);
+			xfree(x);
+		}
+		scsi_nexus_free(pn);
+		pn = NULL;
+		lunmap_free(pm);
+		pm = NULL;
+		conf_free(pc);
+		pc = NULL;
+		if (round == 0) {
+			/* One file, no temp file left. */
+			snprintf(cmdline, sizeof cmdline,
+				 "ls %s | grep -c '^pr-[0-9a-f]\\{16\\}-3$'", dir);
+			f = popen(cmdline, "r");
+			REQUIRE(f != NULL);
+			CHECK(fgetc(f) == '1');
+			pclose(f);
+		}
+	}
+	scsi_nexus_free(pn);
+	lunmap_free(pm);
+	conf_free(pc);
+	snprintf(cmdline, sizeof cmdline, "rm -rf '%s'", dir);
+	CHECK(system(cmdline) == 0);
+}
+
+TEST(pr_aptpl_bad_file_stops_start)
+{
+	char dir[] = "/tmp/test-scsi-pr.XXXXXX", json[1024], err[256];
+	char path[300], cmdline[300];
+	static const uint8_t isid[6] = { 0x80, 0, 0, 0, 0, 8 };
+	uint8_t c[16] = { 0x5f }, p[24] = { 0 };
+	struct conf *pc;
+	struct lunmap *pm;
+	struct target *pt;
+	struct scsi_nexus *pn;
+	struct dirent *de;
+	struct xcmd *x;
+	DIR *d;
+	FILE *f;
+
+	REQUIRE(mkdtemp(dir) != NULL);
+	snprintf(json, sizeof json,
+		 "{\"portals\": [\"127.0.0.1:3260\"], \"state_dir\": \"%s\","
+		 " \"targets\": [{\"name\": \"iqn.2026-01.x:bad\", \"luns\": ["
+		 "  {\"lun\": 0, \"backend\": {\"type\": \"memory\", \"size\": \"1M\"}}]}]}",
+		 dir);
+	pc = conf_load_string(json, NULL, "bad", err, sizeof err);
+	REQUIRE(pc != NULL);
+	pm = lunmap_new(pc);
+	pt = pm ? lunmap_find_target(pm, "iqn.2026-01.x:bad") : NULL;
+	pn = pt ? scsi_nexus_new(pt, "iqn.2026-01.x:bad-i", isid) : NULL;
+	CHECK(pn != NULL);
+	if (pn) {
+		put_be32(c + 5, 24);
+		put_be64(p + 8, KEY_A);
+		p[20] = 0x01;
+		x = run_on(pn, 0, c, 10, SCSI_DIR_WRITE, 24, p);
+		CHECK_GOOD(x);
+		xfree(x);
+	}
+	scsi_nexus_free(pn);
+	lunmap_free(pm);
+	/* Spoil the state file: the LUN, so the map, is not built. */
+	path[0] = '\0';
+	d = opendir(dir);
+	REQUIRE(d != NULL);
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, "pr-", 3))
+			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+	closedir(d);
+	CHECK(path[0] != '\0');
+	f = fopen(path, "w");
+	if (f) {
+		fputs("iscsi-gw persistent reservations 1\nreg nonsense\n", f);
+		fclose(f);
+	}
+	pm = lunmap_new(pc);
+	CHECK(pm == NULL);
+	lunmap_free(pm);
+	conf_free(pc);
+	snprintf(cmdline, sizeof cmdline, "rm -rf '%s'", dir);
+	CHECK(system(cmdline) == 0);
 }
 
 int
