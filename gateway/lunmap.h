@@ -53,6 +53,11 @@ struct lun {
 	 * changed by MODE SELECT. */
 	int wce;
 	int swp;
+	/* SANITIZE in progress (scsi/sbc.c): atomic.  While set, commands
+	 * but INQUIRY, REPORT LUNS and REQUEST SENSE end with NOT READY,
+	 * SANITIZE IN PROGRESS; progress is 0 to 65535. */
+	int sanitizing;
+	unsigned sanitize_progress;
 	/* Reads and writes hold it shared; COMPARE AND WRITE, ORWRITE and
 	 * WRITE ATOMIC exclusive, so that each is atomic against every
 	 * other read and write (scsi/sbc.c). */

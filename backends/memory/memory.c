@@ -1,6 +1,8 @@
 /* memory.c: the "memory" backend, for tests and benchmarks.  The LUN lives
  * in an anonymous private mapping (MAP_NORESERVE), so untouched blocks cost
  * nothing and read as zeroes; trim gives pages back with MADV_DONTNEED.
+ * Which pages hold data is a bitmap (set by writes, cleared by trims):
+ * mincore cannot tell, since a read maps the shared zero page.
  * Nothing survives the process: flush is a no-op and that is the truth.
  *
  * Keys: size (required).
@@ -28,7 +30,42 @@ struct mem_handle {
 	uint8_t *base;
 	uint64_t size;
 	bool readonly;
+	uint64_t pg;		/* page size */
+	uint64_t *alloc;	/* one bit per page: written since a trim */
 };
+
+/* Mark the pages of [offset, offset+count) allocated (set) or, for the
+ * whole pages only, deallocated.  Atomic: workers run in parallel. */
+static void
+mark(struct mem_handle *h, uint64_t offset, uint64_t count, bool set)
+{
+	uint64_t first, end;
+
+	if (count == 0)
+		return;
+	if (set) {
+		first = offset / h->pg;
+		end = (offset + count + h->pg - 1) / h->pg;
+	} else {
+		first = (offset + h->pg - 1) / h->pg;
+		end = (offset + count) / h->pg;
+	}
+	for (uint64_t i = first; i < end; i++) {
+		uint64_t bit = 1ULL << (i % 64);
+		if (set)
+			__atomic_fetch_or(&h->alloc[i / 64], bit, __ATOMIC_RELAXED);
+		else
+			__atomic_fetch_and(&h->alloc[i / 64], ~bit,
+					   __ATOMIC_RELAXED);
+	}
+}
+
+static bool
+page_allocated(struct mem_handle *h, uint64_t page)
+{
+	return __atomic_load_n(&h->alloc[page / 64], __ATOMIC_RELAXED) &
+	       (1ULL << (page % 64));
+}
 
 static void *
 mem_instance_new(void)
@@ -81,12 +118,19 @@ mem_open(void *p, int readonly)
 		return NULL;
 	h->size = mi->size;
 	h->readonly = readonly;
+	h->pg = (uint64_t)sysconf(_SC_PAGESIZE);
+	h->alloc = calloc((mi->size / h->pg + 64) / 64, sizeof(uint64_t));
+	if (!h->alloc) {
+		free(h);
+		return NULL;
+	}
 	h->base = mmap(NULL, mi->size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (h->base == MAP_FAILED) {
 		int e = errno;
 		igw_backend_error("mmap of %llu bytes: %s",
 				  (unsigned long long)mi->size, strerror(e));
+		free(h->alloc);
 		free(h);
 		errno = e;
 		return NULL;
@@ -100,6 +144,7 @@ mem_close(void *p)
 	struct mem_handle *h = p;
 
 	munmap(h->base, h->size);
+	free(h->alloc);
 	free(h);
 }
 
@@ -137,6 +182,7 @@ mem_pwrite(void *p, const void *buf, uint32_t count, uint64_t offset,
 	struct mem_handle *h = p;
 
 	memcpy(h->base + offset, buf, count);
+	mark(h, offset, count, true);
 	return 0;
 }
 
@@ -162,13 +208,18 @@ mem_zero(void *p, uint64_t count, uint64_t offset, uint32_t flags)
 	} else {
 		memset(h->base + offset, 0, count);
 	}
+	/* Without leave to deallocate the blocks stay mapped (zeroes). */
+	if (flags & IGW_FLAG_MAY_TRIM)
+		mark(h, offset, count, false);
+	else
+		mark(h, offset, count, true);
 	return 0;
 }
 
 static int
 mem_trim(void *p, uint64_t count, uint64_t offset, uint32_t flags)
 {
-	return mem_zero(p, count, offset, flags);
+	return mem_zero(p, count, offset, flags | IGW_FLAG_MAY_TRIM);
 }
 
 static int
@@ -176,19 +227,14 @@ mem_extents(void *p, uint64_t count, uint64_t offset, uint64_t *run_len,
 	    int *allocated)
 {
 	struct mem_handle *h = p;
-	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t pg = h->pg;
 	uint64_t first = offset / pg * pg;
 	uint64_t end = offset + count;
-	unsigned char vec;
 	int state = -1;
 	uint64_t a;
 
-	/* mincore tells which pages have been touched since the last trim. */
 	for (a = first; a < end; a += pg) {
-		int s;
-		if (mincore(h->base + a, pg, &vec) < 0)
-			return -errno;
-		s = vec & 1;
+		int s = page_allocated(h, a / pg);
 		if (state < 0)
 			state = s;
 		else if (s != state)

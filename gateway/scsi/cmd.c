@@ -260,6 +260,17 @@ scsi_cmd_exec(struct scsi_cmd *cmd)
 			       ASC_INVALID_COMMAND_OPERATION_CODE);
 		goto out;
 	}
+	/* SBC-4 §4.11.2: while a SANITIZE runs, only INQUIRY, REPORT LUNS
+	 * and REQUEST SENSE are processed. */
+	if (cmd->lun && __atomic_load_n(&cmd->lun->sanitizing,
+					__ATOMIC_ACQUIRE) &&
+	    cmd->cdb[0] != 0x12 && cmd->cdb[0] != 0xa0 &&
+	    cmd->cdb[0] != 0x03) {
+		cmd->status = SAM_STAT_CHECK_CONDITION;
+		cmd->sense_len = sbc_sanitize_sense(cmd->lun, cmd->sense,
+						    false);
+		goto out;
+	}
 	/* CONTROL byte: NACA and link are not supported. */
 	if (cmd->cdb[op->cdb_len - 1] & 0x05) {
 		scsi_invalid_field(cmd, op->cdb_len - 1,

@@ -1074,3 +1074,150 @@ sbc_compare_and_write(struct scsi_cmd *cmd)
 	return submit(cmd, IO_CAW, lba << l->block_shift, nb << l->block_shift,
 		      write_flags(cmd));
 }
+
+/* ---- SANITIZE (SBC-4 §4.11, §5.30) ----
+ *
+ * BLOCK ERASE only, on thin LUNs whose backend can deallocate: every
+ * block is deallocated (zeroed with permission to trim, so it reads back
+ * as zero as LBPRZ promises) and the backend flushed.  OVERWRITE and
+ * CRYPTOGRAPHIC ERASE are not offered: a backend here cannot say that
+ * an overwrite reached every copy of the data (a file's old extents, a
+ * thin pool's snapshots), and there is no media key to throw away.
+ * While it runs, the LUN answers NOT READY, SANITIZE IN PROGRESS with
+ * the progress to everything but INQUIRY, REPORT LUNS and REQUEST SENSE;
+ * resets and aborts do not stop it (§4.11.3). */
+
+struct sanitize_job {
+	struct io_job job;
+	struct lun *l;
+	struct scsi_cmd *cmd;	/* NULL once IMMED sent the status */
+	int result;
+};
+
+bool
+sbc_sanitize_avail(const struct lun *l)
+{
+	return l->thin && l->be->can_trim;
+}
+
+unsigned
+sbc_sanitize_sense(const struct lun *l, uint8_t *s, bool desc)
+{
+	unsigned progress = __atomic_load_n(&l->sanitize_progress,
+					    __ATOMIC_RELAXED);
+	unsigned n = scsi_build_sense(s, desc, SK_NOT_READY,
+				      ASC_SANITIZE_IN_PROGRESS);
+
+	if (desc) {
+		/* Sense-key specific descriptor: progress indication. */
+		s[7] = 8;
+		memset(s + 8, 0, 8);
+		s[8] = 0x02;
+		s[9] = 0x06;
+		s[12] = 0x80;
+		put_be16(s + 13, (uint16_t)progress);
+		return 16;
+	}
+	s[15] = 0x80;		/* SKSV: progress indication */
+	put_be16(s + 16, (uint16_t)progress);
+	return n;
+}
+
+static void
+sanitize_run(struct io_job *job)
+{
+	struct sanitize_job *j = container_of(job, struct sanitize_job, job);
+	struct lun *l = j->l;
+	uint64_t total = l->nblocks << l->block_shift;
+	const uint64_t chunk = 64ULL << 20;
+	int r = 0;
+
+	/* Exclusive: the reads and writes already running finish first,
+	 * and no other command starts (they are refused meanwhile). */
+	pthread_rwlock_wrlock(&l->write_lock);
+	for (uint64_t off = 0; off < total && r == 0; off += chunk) {
+		r = backend_zero(l->be, MIN(chunk, total - off), off,
+				 IGW_FLAG_MAY_TRIM);
+		__atomic_store_n(&l->sanitize_progress,
+				 (unsigned)((off + MIN(chunk, total - off)) *
+					    65535 / total),
+				 __ATOMIC_RELAXED);
+	}
+	if (r == 0)
+		r = backend_flush(l->be, total, 0);
+	pthread_rwlock_unlock(&l->write_lock);
+	j->result = r;
+}
+
+static void
+sanitize_done(struct io_job *job)
+{
+	struct sanitize_job *j = container_of(job, struct sanitize_job, job);
+	struct lun *l = j->l;
+
+	if (j->result < 0)
+		log_error("%s: SANITIZE BLOCK ERASE failed: %s", l->pointer,
+			  strerror(-j->result));
+	else
+		log_info("%s: SANITIZE BLOCK ERASE done: every block deallocated",
+			 l->pointer);
+	__atomic_store_n(&l->sanitize_progress, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&l->sanitizing, 0, __ATOMIC_RELEASE);
+	if (j->cmd) {
+		if (j->result < 0)
+			scsi_set_errno(j->cmd, j->result, true);
+		scsi_cmd_complete(j->cmd);
+	}
+	lun_put(l);
+	free(j);
+}
+
+int
+sbc_sanitize(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	struct lun *l = cmd->lun;
+	bool immed = c[1] & 0x80;
+	struct sanitize_job *j;
+
+	/* Byte 1 bit 6 and bytes 2 to 6 are reserved. */
+	if (c[1] & 0x40) {
+		scsi_invalid_field(cmd, 1, 6);
+		return SCSI_DONE;
+	}
+	for (unsigned i = 2; i <= 6; i++)
+		if (c[i]) {
+			scsi_invalid_field(cmd, i, 7);
+			return SCSI_DONE;
+		}
+	if ((c[1] & 0x1f) != 0x02) {	/* BLOCK ERASE */
+		scsi_invalid_field(cmd, 1, 4);
+		return SCSI_DONE;
+	}
+	/* §5.30.1: BLOCK ERASE takes no parameter list.  AUSE matters only
+	 * to a sanitize that fails, which leaves no failure mode here. */
+	if (get_be16(c + 7)) {
+		scsi_invalid_field(cmd, 7, 7);
+		return SCSI_DONE;
+	}
+	j = calloc(1, sizeof *j);
+	if (!j) {
+		scsi_set_errno(cmd, -ENOMEM, true);
+		return SCSI_DONE;
+	}
+	if (__atomic_exchange_n(&l->sanitizing, 1, __ATOMIC_ACQ_REL)) {
+		free(j);
+		scsi_set_sense(cmd, SK_NOT_READY, ASC_SANITIZE_IN_PROGRESS);
+		return SCSI_DONE;
+	}
+	log_info("%s: SANITIZE BLOCK ERASE started%s", l->pointer,
+		 immed ? " (IMMED)" : "");
+	lun_get(l);
+	j->l = l;
+	j->cmd = immed ? NULL : cmd;
+	j->job.fn = sanitize_run;
+	j->job.done = sanitize_done;
+	j->job.loop = cmd->loop;
+	io_submit(&j->job);
+	return immed ? SCSI_DONE : SCSI_ASYNC;
+}

@@ -41,6 +41,7 @@ struct target;
 /* ASC/ASCQ pairs, as one 16-bit value (SPC-4 Annex D). */
 #define ASC_NO_ADDITIONAL_SENSE 0x0000
 #define ASC_LUN_NOT_READY 0x0400
+#define ASC_SANITIZE_IN_PROGRESS 0x041b
 #define ASC_WRITE_ERROR 0x0c00
 #define ASC_INVALID_FIELD_IN_INFORMATION_UNIT 0x0e03
 #define ASC_DATA_PHASE_ERROR 0x4b00
@@ -276,6 +277,12 @@ int sbc_read_defect_data(struct scsi_cmd *cmd);	/* (10) and (12) */
  * (can_atomic).  Its MAXIMUM ATOMIC TRANSFER LENGTH in blocks (VPD B0),
  * 0 when it does not. */
 bool sbc_atomic_avail(const struct lun *l);
+/* SANITIZE: BLOCK ERASE on thin LUNs whose backend can deallocate. */
+bool sbc_sanitize_avail(const struct lun *l);
+int sbc_sanitize(struct scsi_cmd *cmd);
+/* The sense of a command refused while l is being sanitized (NOT READY,
+ * SANITIZE IN PROGRESS, with the progress indication). */
+unsigned sbc_sanitize_sense(const struct lun *l, uint8_t *s, bool desc);
 uint32_t sbc_atomic_max(const struct lun *l);
 
 

@@ -154,6 +154,10 @@ vpd_block_dev_char(struct scsi_cmd *cmd, uint32_t alloc)
 	put_be16(d + 2, 0x3c);
 	/* Medium rotation rate: 1 (non-rotating) for RAM, else not reported. */
 	put_be16(d + 4, strcmp(cmd->lun->be->ops.name, "memory") ? 0 : 1);
+	/* WABEREQ 01b: after SANITIZE BLOCK ERASE reads succeed (and return
+	 * zeroes); 00b where BLOCK ERASE is not offered. */
+	if (sbc_sanitize_avail(cmd->lun))
+		d[7] = 0x40;
 	return spc_put_data(cmd, d, 64, alloc);
 }
 
@@ -295,6 +299,8 @@ spc_request_sense(struct scsi_cmd *cmd)
 	if (!cmd->lun)
 		n = scsi_build_sense(s, desc, SK_ILLEGAL_REQUEST,
 				     ASC_LOGICAL_UNIT_NOT_SUPPORTED);
+	else if (__atomic_load_n(&cmd->lun->sanitizing, __ATOMIC_ACQUIRE))
+		n = sbc_sanitize_sense(cmd->lun, s, desc);
 	else if (scsi_ua_pop(cmd, &asc))
 		n = scsi_build_sense(s, desc, SK_UNIT_ATTENTION, asc);
 	else
@@ -543,6 +549,7 @@ static const struct {
 	const char *name;
 	uint8_t len;
 } sa_ops[] = {
+	{ .opcode = 0x48, .sa = 0x02, .name = "SANITIZE", .len = 10 },
 	{ .opcode = 0x9e, .sa = 0x10, .name = "READ CAPACITY(16)", .len = 16 },
 	{ .opcode = 0x9e, .sa = 0x12, .name = "GET LBA STATUS", .len = 16 },
 	{ .opcode = 0xa3, .sa = 0x0c, .name = "REPORT SUPPORTED OPERATION CODES",
@@ -552,7 +559,7 @@ static const struct {
 static bool
 has_sa(unsigned opcode)
 {
-	return opcode == 0x9e || opcode == 0xa3;
+	return opcode == 0x48 || opcode == 0x9e || opcode == 0xa3;
 }
 
 int
@@ -621,7 +628,7 @@ spc_report_supported_opcodes(struct scsi_cmd *cmd)
 				if (sa_ops[i].opcode == req_op &&
 				    sa_ops[i].sa == req_sa)
 					supported = true;
-			usage[1] = req_sa & 0x1f;
+			usage[1] = (usage[1] & 0xe0) | (req_sa & 0x1f);
 		}
 	}
 	d[1] = (rctd ? 0x80 : 0) | (supported ? 0x03 : 0x01);

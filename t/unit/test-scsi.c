@@ -2141,6 +2141,116 @@ TEST(unmap_thin)
 	free(data);
 }
 
+/* SANITIZE BLOCK ERASE on the thin LUN: refused elsewhere, CDB checks,
+ * NOT READY / SANITIZE IN PROGRESS while it runs (held back here by
+ * taking the LUN's write lock, which the erase needs exclusively), and
+ * every block reads zero afterwards. */
+TEST(sanitize_block_erase)
+{
+	uint32_t bs = 4096;
+	struct lun *l1 = target_find_lun(tgt, 1);
+	uint8_t *data = malloc(4 * bs), *back;
+	uint8_t c[16] = { 0x48, 0x02 };
+	uint8_t tur[16] = { 0x00 };
+	uint8_t rs[16] = { 0x03, 0, 0, 0, 252 };
+	uint8_t inq[16];
+	struct xcmd *x;
+	unsigned i;
+
+	REQUIRE(data != NULL && l1 != NULL);
+	fill(data, 4 * bs, 77);
+	write16(1, 100, 4, data);
+	write16(1, LUN1_BLOCKS - 4, 4, data);
+
+	/* Not offered on the thick LUN. */
+	x = run(0, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_COMMAND_OPERATION_CODE);
+	xfree(x);
+	/* OVERWRITE, CRYPTOGRAPHIC ERASE, EXIT FAILURE MODE: not offered. */
+	for (i = 0; i < 3; i++) {
+		static const uint8_t sa[] = { 0x01, 0x03, 0x1f };
+		c[1] = sa[i];
+		x = run(1, c, SCSI_DIR_NONE, 0, NULL);
+		CHECK_INVALID_FIELD(x, 1, 4);
+		xfree(x);
+	}
+	c[1] = 0x02 | 0x40;		/* reserved bit */
+	x = run(1, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_INVALID_FIELD(x, 1, 6);
+	xfree(x);
+	c[1] = 0x02;
+	c[4] = 1;			/* reserved byte */
+	x = run(1, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_INVALID_FIELD(x, 4, 7);
+	xfree(x);
+	c[4] = 0;
+	c[8] = 8;			/* BLOCK ERASE has no parameter list */
+	x = run(1, c, SCSI_DIR_WRITE, 8, data);
+	CHECK_INVALID_FIELD(x, 7, 7);
+	xfree(x);
+	c[8] = 0;
+	/* Nothing was erased by the refused ones. */
+	back = read16(1, 100, 4);
+	CHECK_MEM(back, data, 4 * bs);
+	free(back);
+
+	/* IMMED: GOOD at once; the erase waits for the lock held here. */
+	pthread_rwlock_rdlock(&l1->write_lock);
+	c[1] = 0x82;
+	x = run(1, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	x = run(1, tur, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_NOT_READY, ASC_SANITIZE_IN_PROGRESS);
+	CHECK_EQ_HEX(x->cmd.sense[15] & 0x80, 0x80);	/* progress */
+	xfree(x);
+	x = run(1, c, SCSI_DIR_NONE, 0, NULL);		/* a second one */
+	CHECK_SENSE(x, SK_NOT_READY, ASC_SANITIZE_IN_PROGRESS);
+	xfree(x);
+	cdb_inquiry(inq, false, 0, 96);
+	x = run(1, inq, SCSI_DIR_READ, 96, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	x = run(1, rs, SCSI_DIR_READ, 252, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[2] & 0x0f, SK_NOT_READY);
+	CHECK_EQ_HEX(x->cmd.buf[12], 0x04);
+	CHECK_EQ_HEX(x->cmd.buf[13], 0x1b);
+	xfree(x);
+	x = run(0, tur, SCSI_DIR_NONE, 0, NULL);	/* other LUNs serve */
+	CHECK_GOOD(x);
+	xfree(x);
+	pthread_rwlock_unlock(&l1->write_lock);
+	/* Reads on LUN 0 turn the loop until the erase has reported. */
+	for (i = 0; i < 2000 && __atomic_load_n(&l1->sanitizing,
+						 __ATOMIC_ACQUIRE); i++) {
+		free(read16(0, 0, 1));
+		usleep(1000);
+	}
+	CHECK(!__atomic_load_n(&l1->sanitizing, __ATOMIC_ACQUIRE));
+	x = run(1, tur, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	back = read16(1, 100, 4);
+	CHECK_FILL(back, 0, 4 * bs);
+	free(back);
+	back = read16(1, LUN1_BLOCKS - 4, 4);
+	CHECK_FILL(back, 0, 4 * bs);
+	free(back);
+
+	/* Without IMMED the status waits for the erase. */
+	write16(1, 7, 4, data);
+	c[1] = 0x02;
+	x = run(1, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	CHECK(!__atomic_load_n(&l1->sanitizing, __ATOMIC_ACQUIRE));
+	back = read16(1, 7, 4);
+	CHECK_FILL(back, 0, 4 * bs);
+	free(back);
+	free(data);
+}
+
 TEST(unmap_thick_refused)
 {
 	uint8_t p[24];
