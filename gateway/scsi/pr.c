@@ -319,6 +319,10 @@ resv_class(const struct scsi_cmd *cmd, const struct scsi_op *op)
 							 RESV_CONFLICT;
 	case 0x9e:	/* READ CAPACITY(16) always, GET LBA STATUS as a read */
 		return (c[1] & 0x1f) == 0x10 ? RESV_ALLOWED : RESV_READ;
+	case 0xa3:	/* REPORT TARGET PORT GROUPS always (SPC-4 table 65) */
+		if ((c[1] & 0x1f) == 0x0a)
+			return RESV_ALLOWED;
+		break;
 	}
 	if (op->flags & OPF_RESV_ANY)
 		return RESV_ALLOWED;

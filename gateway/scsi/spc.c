@@ -56,6 +56,11 @@ inquiry_std(struct scsi_cmd *cmd, uint32_t alloc)
 	d[2] = 0x06;			/* SPC-4 */
 	d[3] = 0x12;			/* HISUP, response data format 2 */
 	d[4] = sizeof d - 5;
+	/* TPGS 01b: implicit asymmetric access (ALUA) only, and every
+	 * port of a target in one group that is always active/optimized
+	 * (REPORT TARGET PORT GROUPS). */
+	if (cmd->lun)
+		d[5] = 0x10;
 	d[7] = 0x02;			/* CMDQUE */
 	pad_copy(d + 8, VENDOR, 8);
 	pad_copy(d + 16, PRODUCT, 16);
@@ -101,6 +106,10 @@ vpd_device_id(struct scsi_cmd *cmd, uint32_t alloc)
 	memset(id, 0, 4);
 	put_be16(id + 2, 1);
 	o += designator(d + o, 0x51, 0x94, id, 4);
+	/* Target port group (type 5): the target's portal group tag. */
+	memset(id, 0, 4);
+	put_be16(id + 2, l->target->tpgt);
+	o += designator(d + o, 0x51, 0x95, id, 4);
 	/* SCSI name string (type 8) of the target port, UTF-8, padded to a
 	 * multiple of 4 with NULs (SPC-4 §7.8.6.11). */
 	memset(id, 0, sizeof id);
@@ -552,6 +561,8 @@ static const struct {
 	{ .opcode = 0x48, .sa = 0x02, .name = "SANITIZE", .len = 10 },
 	{ .opcode = 0x9e, .sa = 0x10, .name = "READ CAPACITY(16)", .len = 16 },
 	{ .opcode = 0x9e, .sa = 0x12, .name = "GET LBA STATUS", .len = 16 },
+	{ .opcode = 0xa3, .sa = 0x0a, .name = "REPORT TARGET PORT GROUPS",
+	  .len = 12 },
 	{ .opcode = 0xa3, .sa = 0x0c, .name = "REPORT SUPPORTED OPERATION CODES",
 	  .len = 12 },
 };
@@ -560,6 +571,40 @@ static bool
 has_sa(unsigned opcode)
 {
 	return opcode == 0x48 || opcode == 0x9e || opcode == 0xa3;
+}
+
+/* REPORT TARGET PORT GROUPS (SPC-4 §6.37): one group, the target's
+ * portal group, with its one target port (relative port 1), always
+ * active/optimized, implicit ALUA.  Every portal of the target is a
+ * network portal of that one port. */
+static int
+report_target_port_groups(struct scsi_cmd *cmd)
+{
+	const uint8_t *c = cmd->cdb;
+	unsigned fmt = c[1] >> 5;
+	uint32_t alloc = get_be32(c + 6);
+	uint8_t d[32] = { 0 };
+	unsigned o;
+
+	if (fmt > 1) {
+		scsi_invalid_field(cmd, 1, 7);
+		return SCSI_DONE;
+	}
+	o = 4;
+	if (fmt == 1) {		/* extended header */
+		d[4] = 0x10;
+		d[5] = 0;	/* implicit transition time: none */
+		o = 8;
+	}
+	d[o] = 0x80 | 0x00;		/* PREF; active/optimized */
+	d[o + 1] = 0x01;		/* AO_SUP */
+	put_be16(d + o + 2, cmd->lun->target->tpgt);
+	d[o + 5] = 0;			/* status: none */
+	d[o + 7] = 1;			/* target port count */
+	put_be16(d + o + 10, 1);	/* relative target port identifier */
+	o += 12;
+	put_be32(d, o - 4);
+	return spc_put_data(cmd, d, o, alloc);
 }
 
 int
@@ -573,6 +618,8 @@ spc_report_supported_opcodes(struct scsi_cmd *cmd)
 	unsigned o = 0, dlen = rctd ? 20 : 8;
 	const struct scsi_op *op;
 
+	if (sa == 0x0a)
+		return report_target_port_groups(cmd);
 	if (sa != 0x0c) {
 		scsi_invalid_field(cmd, 1, 4);
 		return SCSI_DONE;
@@ -629,6 +676,10 @@ spc_report_supported_opcodes(struct scsi_cmd *cmd)
 				    sa_ops[i].sa == req_sa)
 					supported = true;
 			usage[1] = (usage[1] & 0xe0) | (req_sa & 0x1f);
+			if (req_op == 0xa3 && req_sa == 0x0a) {
+				usage[1] |= 0xe0;	/* PARAMETER DATA FORMAT */
+				usage[2] = 0;
+			}
 		}
 	}
 	d[1] = (rctd ? 0x80 : 0) | (supported ? 0x03 : 0x01);

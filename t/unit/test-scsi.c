@@ -340,6 +340,7 @@ TEST(inquiry_standard_content)
 	CHECK_EQ_HEX(d[3] & 0x0f, 0x02);	/* response data format 2 */
 	CHECK_EQ_HEX(d[3] & 0x10, 0x10);	/* HISUP */
 	CHECK_EQ_INT(d[4], 91);			/* additional length */
+	CHECK_EQ_HEX(d[5] & 0x30, 0x10);	/* TPGS: implicit ALUA */
 	CHECK_EQ_HEX(d[7] & 0x02, 0x02);	/* CMDQUE */
 	CHECK_MEM(d + 8, "ISCSI-GW", 8);
 	CHECK_MEM(d + 16, "iscsi-gw disk   ", 16);
@@ -524,6 +525,13 @@ TEST(vpd_device_identification)
 	CHECK_EQ_INT(d[o + 3], 4);
 	CHECK_EQ_INT(get_be16(d + o + 6), 1);
 	CHECK_EQ_HEX(d[o] & 0x0f, 1);		/* code set binary */
+	/* Target port group (type 5), target port, PIV: the portal group
+	 * tag, as REPORT TARGET PORT GROUPS gives it. */
+	o = find_designator(d, len, 5, 1);
+	REQUIRE(o >= 0);
+	CHECK_EQ_HEX(d[o + 1] & 0x80, 0x80);
+	CHECK_EQ_INT(d[o + 3], 4);
+	CHECK_EQ_INT(get_be16(d + o + 6), 1);
 	/* SCSI name string (type 8) of the target port, UTF-8, padded to a
 	 * multiple of 4 with NULs. */
 	o = find_designator(d, len, 8, 1);
@@ -536,6 +544,47 @@ TEST(vpd_device_identification)
 	REQUIRE(o >= 0);
 	CHECK_EQ_INT(d[o + 3] % 4, 0);
 	CHECK_EQ_STR((const char *)d + o + 4, TARGET_NAME);
+	xfree(x);
+}
+
+/* REPORT TARGET PORT GROUPS: one group, active/optimized, preferred,
+ * one port; both parameter data formats; allocation length honoured. */
+TEST(report_target_port_groups)
+{
+	uint8_t c[16] = { 0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 1, 0 };
+	struct xcmd *x;
+	const uint8_t *d;
+
+	x = run(0, c, SCSI_DIR_READ, 256, NULL);
+	CHECK_GOOD(x);
+	d = x->cmd.buf;
+	REQUIRE(x->cmd.data_len == 16);
+	CHECK_EQ_INT(get_be32(d), 12);
+	CHECK_EQ_HEX(d[4], 0x80);		/* PREF, active/optimized */
+	CHECK_EQ_HEX(d[5], 0x01);		/* AO_SUP */
+	CHECK_EQ_INT(get_be16(d + 6), 1);	/* group = portal group tag */
+	CHECK_EQ_INT(d[11], 1);			/* one port */
+	CHECK_EQ_INT(get_be16(d + 14), 1);	/* relative port 1 */
+	xfree(x);
+	c[1] = 0x20 | 0x0a;			/* extended header */
+	x = run(1, c, SCSI_DIR_READ, 256, NULL);
+	CHECK_GOOD(x);
+	d = x->cmd.buf;
+	REQUIRE(x->cmd.data_len == 20);
+	CHECK_EQ_INT(get_be32(d), 16);
+	CHECK_EQ_HEX(d[4], 0x10);
+	CHECK_EQ_HEX(d[8], 0x80);
+	xfree(x);
+	c[8] = 0;
+	c[9] = 6;				/* allocation length 6 */
+	x = run(0, c, SCSI_DIR_READ, 256, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.data_len, 6);
+	xfree(x);
+	c[1] = 0x40 | 0x0a;			/* format 010b: reserved */
+	c[9] = 0;
+	x = run(0, c, SCSI_DIR_READ, 256, NULL);
+	CHECK_INVALID_FIELD(x, 1, 7);
 	xfree(x);
 }
 
