@@ -233,6 +233,7 @@ lun_free(struct lun *l)
 	if (l->be)
 		backend_free(l->be);
 	pr_lun_free(l);
+	mode_lun_free(l);
 	pthread_rwlock_destroy(&l->write_lock);
 	pthread_mutex_destroy(&l->q_lock);
 	free(l->initiator);
@@ -302,6 +303,12 @@ lunmap_lun_new(struct target *t, const struct conf_lun *cl,
 	if (pr_lun_init(l, state_dir) < 0) {
 		log_error("%s: cannot set up its persistent reservations",
 			  cl->pointer);
+		lun_free(l);
+		return NULL;
+	}
+	/* Saved mode pages (MODE SELECT with SP), restored from state_dir. */
+	if (mode_lun_init(l, state_dir) < 0) {
+		log_error("%s: cannot set up its saved mode pages", cl->pointer);
 		lun_free(l);
 		return NULL;
 	}

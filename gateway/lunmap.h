@@ -58,6 +58,7 @@ struct lun {
 	 * SANITIZE IN PROGRESS; progress is 0 to 65535. */
 	int sanitizing;
 	unsigned sanitize_progress;
+	struct mode_save *ms;		/* scsi/mode-save.c; NULL: none */
 	/* Reads and writes hold it shared; COMPARE AND WRITE, ORWRITE and
 	 * WRITE ATOMIC exclusive, so that each is atomic against every
 	 * other read and write (scsi/sbc.c). */

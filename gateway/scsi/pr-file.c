@@ -27,8 +27,8 @@
 #include "log.h"
 #include "util/util.h"
 
-static uint64_t
-fnv1a(const char *s)
+uint64_t
+state_hash(const char *s)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 
@@ -95,8 +95,8 @@ sync_dir(const char *dir)
 }
 
 /* Replace path with text: a crash leaves the old file or the new one. */
-static int
-file_replace(const char *path, const char *dir, const char *text, size_t len)
+int
+state_file_replace(const char *path, const char *dir, const char *text, size_t len)
 {
 	CLEANUP_FREE char *tmp = NULL;
 	int fd, r = 0;
@@ -273,7 +273,7 @@ pr_lun_init(struct lun *l, const char *state_dir)
 	if (!state_dir)
 		return 0;
 	if (asprintf(&pr->path, "%s/pr-%016" PRIx64 "-%u", state_dir,
-		     fnv1a(l->target->name), l->id) < 0) {
+		     state_hash(l->target->name), l->id) < 0) {
 		pr->path = NULL;
 		goto fail;
 	}
@@ -330,7 +330,7 @@ save_run(struct io_job *job)
 
 	pthread_mutex_lock(&pr->save_lock);
 	if (s->seq > pr->saved_seq) {
-		s->result = s->text ? file_replace(pr->path, pr->dir, s->text,
+		s->result = s->text ? state_file_replace(pr->path, pr->dir, s->text,
 						   s->len) :
 				      file_remove(pr->path, pr->dir);
 		if (s->result == 0)

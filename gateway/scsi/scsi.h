@@ -277,6 +277,24 @@ int sbc_read_defect_data(struct scsi_cmd *cmd);	/* (10) and (12) */
  * (can_atomic).  Its MAXIMUM ATOMIC TRANSFER LENGTH in blocks (VPD B0),
  * 0 when it does not. */
 bool sbc_atomic_avail(const struct lun *l);
+/* pr-file.c: files in state_dir.  A hash of a target name for file
+ * names; replace path (in folder dir) with text, temp file, fsync,
+ * rename, fsync of the folder: a crash leaves the old file or the new. */
+uint64_t state_hash(const char *s);
+int state_file_replace(const char *path, const char *dir, const char *text,
+		       size_t len);
+/* mode-save.c: saved mode pages (MODE SELECT with SP) in
+ * state_dir/mode-HASH-LUN.  Init restores them as the current values;
+ * without state_dir nothing can be saved. */
+int mode_lun_init(struct lun *l, const char *state_dir);
+void mode_lun_free(struct lun *l);
+bool mode_can_save(const struct lun *l);
+/* The saved WCE and SWP (the defaults until something was saved). */
+void mode_saved(const struct lun *l, int *wce, int *swp);
+/* Save wce and swp (-1: keep the saved one); the command completes once
+ * they are on disk.  Loop thread. */
+int mode_save(struct scsi_cmd *cmd, int wce, int swp);
+
 /* SANITIZE: BLOCK ERASE on thin LUNs whose backend can deallocate. */
 bool sbc_sanitize_avail(const struct lun *l);
 int sbc_sanitize(struct scsi_cmd *cmd);

@@ -326,12 +326,19 @@ page_caching(struct lun *l, uint8_t *p, unsigned pc)
 	memset(p, 0, 20);
 	p[0] = 0x08;
 	p[1] = 0x12;
-	if (pc == 1)
+	if (pc == 1) {
 		p[2] = l->be->can_flush ? 0x04 : 0;	/* WCE changeable */
-	else if (pc == 2)
+	} else if (pc == 2) {
 		p[2] = 0;
-	else
+	} else if (pc == 3) {
+		int wce, swp;
+		mode_saved(l, &wce, &swp);
+		p[2] = wce ? 0x04 : 0;
+	} else {
 		p[2] = __atomic_load_n(&l->wce, __ATOMIC_RELAXED) ? 0x04 : 0;
+	}
+	if (mode_can_save(l))
+		p[0] |= 0x80;	/* PS: the page can be saved */
 	return 20;
 }
 
@@ -345,8 +352,16 @@ page_control(struct lun *l, uint8_t *p, unsigned pc)
 		p[4] = 0x08;	/* SWP changeable */
 		return 12;
 	}
+	if (mode_can_save(l))
+		p[0] |= 0x80;	/* PS */
 	if (pc == 0 && __atomic_load_n(&l->swp, __ATOMIC_RELAXED))
 		p[4] = 0x08;
+	if (pc == 3) {
+		int wce, swp;
+		mode_saved(l, &wce, &swp);
+		if (swp)
+			p[4] = 0x08;
+	}
 	p[2] = 0x00;	/* TST 0, D_SENSE 0 */
 	p[3] = 0x10;	/* queue algorithm modifier 1: unrestricted reordering */
 	p[5] = 0x40;	/* ATO: LBAT/ATO... application tag not modified */
@@ -386,7 +401,7 @@ spc_mode_sense(struct scsi_cmd *cmd)
 	unsigned hdr = ten ? 8 : 4, o = hdr, bd = 0;
 	bool found = false;
 
-	if (pc == 3) {
+	if (pc == 3 && !mode_can_save(l)) {
 		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
 			       ASC_SAVING_PARAMETERS_NOT_SUPPORTED);
 		return SCSI_DONE;
@@ -445,7 +460,8 @@ spc_mode_select(struct scsi_cmd *cmd)
 	int new_wce = -1, new_swp = -1;
 
 	cmd->xfer_len = plen;
-	if (c[1] & 0x01) {	/* SP: saving not supported */
+	/* SP: saving needs a state_dir (mode-save.c). */
+	if ((c[1] & 0x01) && !mode_can_save(l)) {
 		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
 			       ASC_SAVING_PARAMETERS_NOT_SUPPORTED);
 		return SCSI_DONE;
@@ -538,6 +554,8 @@ spc_mode_select(struct scsi_cmd *cmd)
 	 * which changes durability, does raise it. */
 	if (new_swp >= 0)
 		__atomic_store_n(&l->swp, new_swp, __ATOMIC_SEQ_CST);
+	if (c[1] & 0x01)
+		return mode_save(cmd, new_wce, new_swp);
 	return SCSI_DONE;
 }
 
