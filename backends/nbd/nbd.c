@@ -5,7 +5,8 @@
  *             "nbds://..." (TLS, as libnbd allows) }
  *   nbdkit: { "plugin": "memory", "args": ["size=1G"],
  *             "filters": ["delay"] }  -- the gateway starts nbdkit on a
- *             private Unix socket, owns it, and restarts it if it dies.
+ *             private Unix socket (listening before nbdkit runs: socket
+ *             activation), owns it, and restarts it if it dies.
  * Both: "connections" (default 4: used only when the server allows
  * multi-conn, else 1), "reconnect_timeout" (seconds, default 30).
  *
@@ -33,7 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -271,6 +274,82 @@ nbd_config_complete(void *p)
 
 /* ---- the nbdkit child ---- */
 
+/* A listening Unix socket at path, for nbdkit's socket activation: it is
+ * listening before nbdkit runs, so our first connection can never come
+ * between nbdkit's bind and its listen (ECONNREFUSED on a loaded host). */
+static int
+listen_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, e;
+
+	if (strlen(path) >= sizeof sa.sun_path)
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    listen(fd, SOMAXCONN) < 0) {
+		e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+extern char **environ;
+
+/* The environment for a socket-activated child (parent, before fork):
+ * ours without LISTEN_*, then pidenv (LISTEN_PID=, which the child
+ * completes) and LISTEN_FDS=1.  NULL when out of memory. */
+static char **
+activation_env(char *pidenv)
+{
+	size_t n = 0, k = 0;
+	char **envp;
+
+	while (environ[n])
+		n++;
+	envp = calloc(n + 3, sizeof *envp);
+	if (!envp)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "LISTEN_", 7))
+			envp[k++] = environ[i];
+	strcpy(pidenv, "LISTEN_PID=");
+	envp[k++] = pidenv;
+	envp[k++] = (char *)"LISTEN_FDS=1";
+	envp[k] = NULL;
+	return envp;
+}
+
+/* In the child, between fork and exec (async-signal-safe calls only):
+ * the listening socket as fd 3, its pid in LISTEN_PID (systemd's socket
+ * activation protocol, which nbdkit speaks), then exec. */
+static void
+exec_activated(char **argv, int lfd, char **envp, char *pidenv)
+{
+	char digits[16];
+	unsigned pid = (unsigned)getpid(), nd = 0;
+	size_t i = 11;
+
+	if (lfd == 3) {
+		if (fcntl(3, F_SETFD, 0) < 0)
+			return;
+	} else if (dup2(lfd, 3) < 0) {
+		return;
+	}
+	do {
+		digits[nd++] = (char)('0' + pid % 10);
+		pid /= 10;
+	} while (pid);
+	while (nd)
+		pidenv[i++] = digits[--nd];
+	pidenv[i] = '\0';
+	execvpe(argv[0], argv, envp);
+}
+
 static int
 nbdkit_start(struct nbd_handle_pool *pl)
 {
@@ -279,6 +358,8 @@ nbdkit_start(struct nbd_handle_pool *pl)
 	char **argv = calloc(max, sizeof *argv);
 	char *sockopt = NULL, *fmtopt = NULL;
 	pid_t pid;
+	int lfd = -1;		/* nbdkit: the socket we listen on for it */
+	char **envp = NULL, pidenv[32];
 
 	if (!argv)
 		return -ENOMEM;
@@ -308,11 +389,21 @@ nbdkit_start(struct nbd_handle_pool *pl)
 		argv[argc] = NULL;
 		goto spawn;
 	}
+	envp = activation_env(pidenv);
+	if (!envp) {
+		free(argv);
+		return -ENOMEM;
+	}
+	lfd = listen_unix(pl->sock);
+	if (lfd < 0) {
+		igw_backend_error("socket %s: %s", pl->sock, strerror(-lfd));
+		free(argv);
+		free(envp);
+		return lfd;
+	}
 	argv[argc++] = "nbdkit";
 	argv[argc++] = "--exit-with-parent";
 	argv[argc++] = "--foreground";
-	argv[argc++] = "-U";
-	argv[argc++] = pl->sock;
 	if (pl->readonly)
 		argv[argc++] = "--readonly";
 	for (size_t i = 0; i < ni->nfilters; i++) {
@@ -330,6 +421,9 @@ spawn:
 		free(argv);
 		free(sockopt);
 		free(fmtopt);
+		if (lfd >= 0)
+			close(lfd);
+		free(envp);
 		return -e;
 	}
 	if (pid == 0) {
@@ -341,13 +435,19 @@ spawn:
 			dup2(devnull, 0);
 		/* qemu-nbd has no --exit-with-parent: the kernel tells it. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execvp(argv[0], argv);
+		if (lfd >= 0)
+			exec_activated(argv, lfd, envp, pidenv);
+		else
+			execvp(argv[0], argv);
 		fprintf(stderr, "iscsi-gw: exec %s: %m\n", argv[0]);
 		_exit(127);
 	}
 	free(argv);
 	free(sockopt);
 	free(fmtopt);
+	if (lfd >= 0)
+		close(lfd);	/* nbdkit has it */
+	free(envp);
 	pl->pid = pid;
 	/* Wait for the socket to appear (nbdkit creates it when ready). */
 	for (int i = 0; i < 200; i++) {
@@ -419,6 +519,10 @@ connect_one(struct nbd_handle_pool *pl)
 
 	if (!h)
 		return NULL;
+	/* Our own nbdkit is socket-activated: the handshake also waits for
+	 * it to start, which takes more than a second on a loaded host. */
+	if (pl->inst->nbdkit && pl->pid > 0)
+		limit = MAX(limit, 10u);
 	nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION);
 	if (nbd_aio_connect_uri(h, pl->conn_uri) == -1)
 		goto fail;
@@ -591,6 +695,19 @@ nbd_open(void *p, int readonly)
 	}
 	h = connect_one(pl);
 	if (!h) {
+		int status;
+		/* Say so when our nbdkit is the reason (a plugin that
+		 * cannot load, bad arguments). */
+		for (int i = 0; ni->nbdkit && pl->pid > 0 && i < 50; i++) {
+			if (waitpid(pl->pid, &status, WNOHANG) == pl->pid) {
+				pl->pid = 0;
+				igw_backend_error("nbdkit %s exited at start "
+						  "(status %d)", ni->plugin,
+						  status);
+				break;
+			}
+			usleep(20000);
+		}
 		errno = ENOTCONN;
 		goto err;
 	}
