@@ -73,9 +73,11 @@ import sys
 from iscsi_raw import Conn
 port, ini = int(sys.argv[1]), sys.argv[2]
 t = "iqn.2026-11.org.example:thick"
-a = Conn("127.0.0.1", port); assert a.login(ini + "a", t)[0] == 0
-b = Conn("127.0.0.1", port); assert b.login(ini + "b", t)[0] == 0
-c = Conn("127.0.0.1", port)
+# Each login provisions (and zeroes) a thick LV first: on a loaded host
+# that can take longer than the client's usual 10 s.
+a = Conn("127.0.0.1", port, timeout=120); assert a.login(ini + "a", t)[0] == 0
+b = Conn("127.0.0.1", port, timeout=120); assert b.login(ini + "b", t)[0] == 0
+c = Conn("127.0.0.1", port, timeout=120)
 status, _ = c.login(ini + "c", t)
 assert status == 0x0302, hex(status)     # target error: out of resources
 # a still works.

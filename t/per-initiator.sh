@@ -159,7 +159,7 @@ PYTHONPATH="$SRCDIR/t" python3 - "$port" "$TARGET" "${INI}3" "$ISCSI_GW" "$TMP/m
 import subprocess, sys
 from iscsi_raw import Conn
 port, target, ini, gw, m = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-c = Conn("127.0.0.1", port)
+c = Conn("127.0.0.1", port, timeout=120)
 assert c.login(ini, target)[0] == 0
 r = subprocess.run([gw, "images", "reset", "--config", m, "--target", target,
                     "--lun", "0", "--initiator", ini], capture_output=True, text=True)
@@ -189,9 +189,9 @@ PYTHONPATH="$SRCDIR/t" python3 - "$port" "$TARGET" "$INI" <<'PY' || fail "provis
 import sys
 from iscsi_raw import Conn
 port, target, ini = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-ok = Conn("127.0.0.1", port)
+ok = Conn("127.0.0.1", port, timeout=120)
 assert ok.login(ini + "1", target)[0] == 0
-bad = Conn("127.0.0.1", port)
+bad = Conn("127.0.0.1", port, timeout=120)
 status, _ = bad.login(ini + "1", "iqn.2026-11.org.example:broken")
 assert status >> 8 == 3, hex(status)      # class 3: target error
 assert bad.closed_within(5)

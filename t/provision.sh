@@ -47,7 +47,7 @@ PYTHONPATH="$SRCDIR/t" python3 - "$port" "$TARGET" "$ISCSI_GW" <<'PY' || fail "r
 import struct, subprocess, sys
 from iscsi_raw import Conn
 port, target, gw = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-c = Conn("127.0.0.1", port)
+c = Conn("127.0.0.1", port, timeout=120)
 assert c.login("iqn.2026-11.org.example:watcher", target)[0] == 0
 
 def cmd(cdb, n=0):
