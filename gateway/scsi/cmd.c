@@ -105,6 +105,7 @@ scsi_nexus_free(struct scsi_nexus *n)
 		}
 	pthread_mutex_unlock(&nexus_list_lock);
 	scsi_nexus_lost(n);
+	xcopy_nexus_free(n);
 	pthread_mutex_destroy(&n->lock);
 	free(n->ua);
 	free(n);

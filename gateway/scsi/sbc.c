@@ -1034,6 +1034,9 @@ scsi_cmd_out_len(const struct scsi_cmd *cmd)
 	case 0x5f:			/* PERSISTENT RESERVE OUT */
 		n = get_be32(c + 5);
 		break;
+	case 0x83:			/* EXTENDED COPY */
+		n = get_be32(c + 10);
+		break;
 	case 0x56: case 0x57:		/* RESERVE(10), RELEASE(10) */
 		n = get_be16(c + 7);
 		break;

@@ -56,6 +56,7 @@ inquiry_std(struct scsi_cmd *cmd, uint32_t alloc)
 	d[2] = 0x06;			/* SPC-4 */
 	d[3] = 0x12;			/* HISUP, response data format 2 */
 	d[4] = sizeof d - 5;
+	d[5] = 0x08;			/* 3PC: EXTENDED COPY (xcopy.c) */
 	d[7] = 0x02;			/* CMDQUE */
 	pad_copy(d + 8, VENDOR, 8);
 	pad_copy(d + 16, PRODUCT, 16);
@@ -199,7 +200,8 @@ spc_inquiry(struct scsi_cmd *cmd)
 	}
 	switch (c[2]) {
 	case 0x00: {
-		static const uint8_t pages[] = { 0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2 };
+		static const uint8_t pages[] = { 0x00, 0x80, 0x83, 0x8f,
+						 0xb0, 0xb1, 0xb2 };
 		d[1] = 0x00;
 		put_be16(d + 2, sizeof pages);
 		memcpy(d + 4, pages, sizeof pages);
@@ -215,6 +217,8 @@ spc_inquiry(struct scsi_cmd *cmd)
 	}
 	case 0x83:
 		return vpd_device_id(cmd, alloc);
+	case 0x8f:
+		return spc_vpd_third_party_copy(cmd, alloc);
 	case 0xb0:
 		return vpd_block_limits(cmd, alloc);
 	case 0xb1:
@@ -543,6 +547,11 @@ static const struct {
 	const char *name;
 	uint8_t len;
 } sa_ops[] = {
+	{ .opcode = 0x83, .sa = 0x00, .name = "EXTENDED COPY(LID1)", .len = 16 },
+	{ .opcode = 0x84, .sa = 0x00, .name = "RECEIVE COPY STATUS(LID1)",
+	  .len = 16 },
+	{ .opcode = 0x84, .sa = 0x03, .name = "RECEIVE COPY OPERATING PARAMETERS",
+	  .len = 16 },
 	{ .opcode = 0x9e, .sa = 0x10, .name = "READ CAPACITY(16)", .len = 16 },
 	{ .opcode = 0x9e, .sa = 0x12, .name = "GET LBA STATUS", .len = 16 },
 	{ .opcode = 0xa3, .sa = 0x0c, .name = "REPORT SUPPORTED OPERATION CODES",
@@ -552,7 +561,8 @@ static const struct {
 static bool
 has_sa(unsigned opcode)
 {
-	return opcode == 0x9e || opcode == 0xa3;
+	return opcode == 0x83 || opcode == 0x84 || opcode == 0x9e ||
+	       opcode == 0xa3;
 }
 
 int

@@ -406,8 +406,8 @@ TEST(inquiry_missing_lun)
 
 TEST(vpd_supported_pages)
 {
-	static const uint8_t want[] = { 0x00, 0x00, 0x00, 0x06, 0x00, 0x80,
-					0x83, 0xb0, 0xb1, 0xb2 };
+	static const uint8_t want[] = { 0x00, 0x00, 0x00, 0x07, 0x00, 0x80,
+					0x83, 0x8f, 0xb0, 0xb1, 0xb2 };
 	uint8_t c[16];
 	struct xcmd *x;
 
@@ -431,7 +431,7 @@ TEST(vpd_supported_pages)
 	x = run(0, c, SCSI_DIR_READ, 255, NULL);
 	CHECK_GOOD(x);
 	CHECK_EQ_INT(x->cmd.data_len, 4);
-	CHECK_EQ_INT(x->cmd.buf[3], 6);
+	CHECK_EQ_INT(x->cmd.buf[3], 7);
 	xfree(x);
 }
 
