@@ -255,15 +255,14 @@ static bool
 parse_cscd(struct scsi_cmd *cmd, const uint8_t *p, unsigned off,
 	   struct cscd *d)
 {
-	unsigned lu_id_type = p[1] >> 6;
 	unsigned assoc = (p[5] >> 4) & 3, type = p[5] & 0x0f;
 	unsigned n = p[7];
 
+	/* LU ID TYPE (bits 7-6 of byte 1) is obsolete in SPC-4 and ignored
+	 * (libiscsi's ValidTgtDescr expects GOOD from an SPC-4 device).
+	 * NUL, obsolete too, still names no LUN: a segment that uses it is
+	 * refused as UNREACHABLE COPY TARGET. */
 	memset(d, 0, sizeof *d);
-	if (lu_id_type != 0) {	/* only LU ID TYPE 00b: a LUN */
-		scsi_invalid_param(cmd, off + 1, 7);
-		return false;
-	}
 	d->nul = p[1] & 0x20;
 	d->ptype = p[1] & 0x1f;
 	if (n > 20) {		/* the designator fills bytes 8 to 27 at most */
