@@ -154,8 +154,12 @@ scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua)
 		pthread_mutex_unlock(&n->lock);
 	}
 	pthread_mutex_unlock(&nexus_list_lock);
-	if (ua == UA_RESET || ua == UA_POWER_ON)
+	if (ua == UA_RESET || ua == UA_POWER_ON) {
 		pr_reset(t, l);
+		for (size_t i = 0; i < (l ? 1 : t->nluns); i++)
+			__atomic_add_fetch(&(l ? l : t->luns[i])->reset_gen, 1,
+					   __ATOMIC_RELEASE);
+	}
 }
 
 void

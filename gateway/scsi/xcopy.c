@@ -13,6 +13,7 @@
  *                                             destination (FUA when WCE
  *                                             is off); stops between
  *                                             chunks once cmd->abort is set
+ *                                             or a copy target was reset
  *   copy_done: lun_put, held results,  <---
  *   status
  *
@@ -92,6 +93,7 @@ struct xcopy_seg {
 	struct lun *src, *dst;
 	uint64_t src_off, dst_off;	/* bytes */
 	uint64_t len;			/* bytes */
+	unsigned src_gen, dst_gen;	/* reset_gen when submitted */
 };
 
 struct xcopy_job {
@@ -407,6 +409,12 @@ copy_segment(struct xcopy_job *x, const struct xcopy_seg *s, uint8_t *buf)
 
 		if (__atomic_load_n(&x->cmd->abort, __ATOMIC_ACQUIRE))
 			return -ECANCELED;
+		/* A reset of the source or destination stops it too. */
+		if (__atomic_load_n(&src->reset_gen, __ATOMIC_ACQUIRE) !=
+		    s->src_gen ||
+		    __atomic_load_n(&dst->reset_gen, __ATOMIC_ACQUIRE) !=
+		    s->dst_gen)
+			return -ENOLINK;
 		pthread_rwlock_rdlock(&src->write_lock);
 		r = backend_pread(src->be, buf, n, s->src_off + at);
 		pthread_rwlock_unlock(&src->write_lock);
@@ -471,6 +479,12 @@ copy_done(struct io_job *job)
 		/* Aborted: the transport sends no status for it. */
 		scsi_set_sense(cmd, SK_ABORTED_COMMAND,
 			       ASC_NO_ADDITIONAL_SENSE);
+	} else if (x->result == -ENOLINK) {
+		/* A copy target was reset under it. */
+		log_info("EXTENDED COPY: segment %u: a copy target was reset",
+			 x->segs_done);
+		copy_aborted(cmd, ASC_BUS_DEVICE_RESET_OCCURRED, x->segs_done,
+			     -1);
 	} else if (x->result < 0) {
 		log_error("EXTENDED COPY: segment %u: %s: %s", x->segs_done,
 			  x->write_failed ? "write" : "read",
@@ -628,8 +642,13 @@ spc_extended_copy(struct scsi_cmd *cmd)
 		x->list_id = p[0];
 	}
 	for (unsigned i = 0; i < nsegs; i++) {
-		job_ref(x, x->segs[i].src);
-		job_ref(x, x->segs[i].dst);
+		struct xcopy_seg *sg = &x->segs[i];
+		job_ref(x, sg->src);
+		job_ref(x, sg->dst);
+		sg->src_gen = __atomic_load_n(&sg->src->reset_gen,
+					      __ATOMIC_ACQUIRE);
+		sg->dst_gen = __atomic_load_n(&sg->dst->reset_gen,
+					      __ATOMIC_ACQUIRE);
 	}
 	x->cmd = cmd;
 	x->job.fn = copy_run;
