@@ -8,11 +8,14 @@
 # COPY RESULTS reports the held status.  qemu-img reads both copies back
 # through iscsi:// and they must equal the source.  Refusals: a read-only
 # destination (DATA PROTECT), a range past the end (COPY ABORTED), a
-# designator of no LUN (COPY ABORTED).  Does not check the copy's
+# designator of no LUN (COPY ABORTED).  Then libiscsi's ExtendedCopy and
+# ReceiveCopyResults suites on a 512-byte and a 4096-byte LUN: none may
+# fail or skip.  Does not check the copy's
 # durability across a crash (t/durability.sh covers WRITE's) nor
 # concurrency with other writes.
 source "$(dirname "$0")/functions.sh"
 requires python3 --version
+requires iscsi-test-cu --list
 requires qemu-img --version
 qemu-img --help | grep -q "Supported formats:.*iscsi" || { echo "SKIP: qemu-img lacks the iscsi driver (qemu-block-extra)"; exit 77; }
 
@@ -25,7 +28,11 @@ cat >"$TMP/map.json" <<EOM
 { "portals": ["127.0.0.1:$port"],
   "targets": [
     { "name": "$T1", "luns": [
-      { "lun": 0, "backend": { "type": "file", "path": "src.img" } } ] },
+      { "lun": 0, "backend": { "type": "file", "path": "src.img" } },
+      { "lun": 1, "backend": { "type": "file", "path": "cu.img",
+                               "size": "64M" } },
+      { "lun": 2, "backend": { "type": "memory", "size": "64M" },
+        "block_size": 4096 } ] },
     { "name": "$T2", "luns": [
       { "lun": 0, "backend": { "type": "memory", "size": "16M" } },
       { "lun": 1, "backend": { "type": "memory", "size": "16M" },
@@ -152,5 +159,23 @@ for lun in 0 1; do
 	cmp "$TMP/out$lun.raw" "$TMP/in.raw" || fail "copy to $T2 LUN $lun differs"
 done
 cmp "$TMP/src.img" "$TMP/in.raw" || fail "the source changed"
+
+: # cu-score keeps the first result of each test: one log per LUN.
+for lun in 1 2; do
+	url=iscsi://127.0.0.1:$port/$T1/$lun
+	log=$TMP/cu$lun.log
+	: >"$log"
+	for s in ExtendedCopy ReceiveCopyResults; do
+		timeout 300 iscsi-test-cu -d -v -t "ALL.$s" "$url" "$url" \
+			>>"$log" 2>&1
+	done
+	note "LUN $lun: ExtendedCopy, ReceiveCopyResults: $(python3 "$CU_SCORE" "$log" | head -1)"
+	f=$(python3 "$CU_SCORE" "$log" --list failed)
+	[ -z "$f" ] || { cat "$log"; fail "LUN $lun failed: $f"; }
+	sk=$(python3 "$CU_SCORE" "$log" --list skipped)
+	[ -z "$sk" ] || fail "LUN $lun skipped: $sk"
+	[ "$(python3 "$CU_SCORE" "$log" --list passed | wc -w)" = 8 ] ||
+		fail "LUN $lun: not 8 tests passed"
+done
 grep -q " error: " "$GW_LOG" && { cat "$GW_LOG" >&2; fail "errors in the log"; }
 stop_gw
