@@ -604,7 +604,8 @@ spc_extended_copy(struct scsi_cmd *cmd)
 				       ASC_UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE);
 			return SCSI_DONE;
 		}
-	if (usage == LID_HOLD) {
+	h = NULL;
+	if (usage == LID_HOLD && cmd->nexus) {
 		h = held_find(cmd->nexus, p[0]);
 		if (h && h->running) {	/* SPC-4 §6.4.3.2 */
 			scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
@@ -630,7 +631,10 @@ spc_extended_copy(struct scsi_cmd *cmd)
 		free(x);
 		return SCSI_DONE;
 	}
-	if (usage == LID_HOLD) {
+	if (usage == LID_HOLD && cmd->nexus) {
+		/* A completed list of the same identifier is replaced. */
+		if (h)
+			h->used = false;
 		h = held_new(cmd->nexus, p[0]);
 		if (!h) {
 			free(x);

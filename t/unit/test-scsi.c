@@ -4275,8 +4275,18 @@ TEST(receive_copy_results)
 		xfree(x);
 		scsi_nexus_free(b);
 	}
+	/* The same identifier again replaces a completed one: one status,
+	 * then none. */
+	for (int i = 0; i < 2; i++) {
+		x = xcopy_on(nexus, 0, p, n, n);
+		CHECK_GOOD(x);
+		xfree(x);
+	}
 	x = rcr(nexus, 0x00, 9, 256);
 	CHECK_GOOD(x);
+	xfree(x);
+	x = rcr(nexus, 0x00, 9, 256);
+	CHECK_INVALID_FIELD(x, 2, 7);
 	xfree(x);
 }
 
