@@ -339,6 +339,7 @@ scsi_set_lun_worker_limit(unsigned io_threads)
 	unsigned keep = io_threads / 4 ? io_threads / 4 : 1;
 
 	lun_worker_limit = io_threads > keep ? io_threads - keep : 1;
+	xcopy_set_limit(io_threads);
 }
 
 static void

@@ -292,6 +292,9 @@ uint32_t sbc_atomic_max(const struct lun *l);
  * targets among the LUNs of m (set at start-up, NULL: only the LUN a
  * command came to). */
 void scsi_set_lunmap(struct lunmap *m);
+/* How many copies run on the IO workers at once: a quarter of them, at
+ * least one (scsi_set_lun_worker_limit calls it). */
+void xcopy_set_limit(unsigned io_threads);
 int spc_extended_copy(struct scsi_cmd *cmd);
 int spc_receive_copy_results(struct scsi_cmd *cmd);
 int spc_vpd_third_party_copy(struct scsi_cmd *cmd, uint32_t alloc);

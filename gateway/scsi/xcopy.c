@@ -23,7 +23,8 @@
  * source or destination; it is checked for reservations as a READ(16) or
  * WRITE(16) from the I_T nexus of the EXTENDED COPY would be.  A copy
  * holds no IO worker slot of its LUNs (sbc.c's per-LUN limit): it runs as
- * one job, a chunk at a time.
+ * one job, a chunk at a time, and at most a quarter of the workers run
+ * copies; the others wait their turn.
  *
  * Held results (LIST ID USAGE 00b) belong to the I_T nexus and die with
  * it; they and everything else here are loop-thread only.
@@ -83,6 +84,19 @@
 
 static struct lunmap *the_map;
 
+/* Copies on the IO workers at once, and the ones waiting for a turn
+ * (loop thread): copies whose backend hangs must not take every worker
+ * from the LUNs' reads and writes (sbc.c keeps a quarter of the pool
+ * free per LUN the same way). */
+static unsigned copies_running, copy_limit = 4;
+static struct xcopy_job *copy_q_head, *copy_q_tail;
+
+void
+xcopy_set_limit(unsigned io_threads)
+{
+	copy_limit = io_threads / 4 ? io_threads / 4 : 1;
+}
+
 void
 scsi_set_lunmap(struct lunmap *m)
 {
@@ -98,6 +112,7 @@ struct xcopy_seg {
 
 struct xcopy_job {
 	struct io_job job;
+	struct xcopy_job *qnext;	/* copy_q_*, loop thread */
 	struct scsi_cmd *cmd;
 	struct xcopy_seg segs[XCOPY_MAX_SEGS];
 	unsigned nsegs;
@@ -459,6 +474,23 @@ copy_run(struct io_job *job)
 	free(buf);
 }
 
+/* Start x now or when a running copy ends.  Loop thread. */
+static void
+copy_start(struct xcopy_job *x)
+{
+	if (copies_running < copy_limit) {
+		copies_running++;
+		io_submit(&x->job);
+		return;
+	}
+	x->qnext = NULL;
+	if (copy_q_tail)
+		copy_q_tail->qnext = x;
+	else
+		copy_q_head = x;
+	copy_q_tail = x;
+}
+
 static void
 copy_done(struct io_job *job)
 {
@@ -466,6 +498,15 @@ copy_done(struct io_job *job)
 	struct scsi_cmd *cmd = x->cmd;
 	struct xcopy_held *h = x->hold ? held_find(cmd->nexus, x->list_id) :
 			       NULL;
+	struct xcopy_job *next = copy_q_head;
+
+	copies_running--;
+	if (next) {
+		copy_q_head = next->qnext;
+		if (!copy_q_head)
+			copy_q_tail = NULL;
+		copy_start(next);
+	}
 
 	for (unsigned i = 0; i < x->nrefs; i++)
 		lun_put(x->refs[i]);
@@ -658,7 +699,7 @@ spc_extended_copy(struct scsi_cmd *cmd)
 	x->job.fn = copy_run;
 	x->job.done = copy_done;
 	x->job.loop = cmd->loop;
-	io_submit(&x->job);
+	copy_start(x);
 	return SCSI_ASYNC;
 }
 

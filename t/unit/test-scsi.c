@@ -82,7 +82,7 @@ tick(void *opaque)
  * for data-out, out (edtl bytes) is copied in; for data-in the buffer is
  * prefilled with 0xee so untouched bytes show.  Free with xfree. */
 static struct xcmd *
-run_on_x(struct scsi_nexus *n, unsigned lun_id, const uint8_t *cdb,
+start_on(struct scsi_nexus *n, unsigned lun_id, const uint8_t *cdb,
 	 size_t cdb_len, unsigned dir, uint32_t edtl, const void *out,
 	 bool aborted)
 {
@@ -113,6 +113,18 @@ run_on_x(struct scsi_nexus *n, unsigned lun_id, const uint8_t *cdb,
 	x->in_exec = true;
 	scsi_cmd_exec(&x->cmd);
 	x->in_exec = false;
+	return x;
+}
+
+/* start_on, then wait for the command to complete. */
+static struct xcmd *
+run_on_x(struct scsi_nexus *n, unsigned lun_id, const uint8_t *cdb,
+	 size_t cdb_len, unsigned dir, uint32_t edtl, const void *out,
+	 bool aborted)
+{
+	struct xcmd *x = start_on(n, lun_id, cdb, cdb_len, dir, edtl, out,
+				  aborted);
+
 	while (!x->done && ticks < 10)
 		evloop_run(loop);
 	return x;
@@ -4444,6 +4456,31 @@ TEST(xcopy_between_backends)
 	x = xcopy_on(na, 1, p, 108, 108);
 	CHECK_GOOD(x);
 	xfree(x);
+	/* With one copy at a time, a second one waits its turn and both
+	 * complete. */
+	xcopy_set_limit(1);
+	{
+		uint8_t c[16] = { 0x83 }, q[108];
+		struct xcmd *x2;
+
+		memcpy(q, p, sizeof q);
+		xc_seg(q + 80, 0, 1, false, 64, 8, 11);
+		put_be32(c + 10, 108);
+		x = start_on(na, 1, c, 16, SCSI_DIR_WRITE, 108, p, false);
+		x2 = start_on(na, 1, c, 16, SCSI_DIR_WRITE, 108, q, false);
+		while (!(x->done && x2->done) && ticks < 10)
+			evloop_run(loop);
+		CHECK_GOOD(x);
+		CHECK_GOOD(x2);
+		xfree(x);
+		xfree(x2);
+		cdb_rw(c, 0x88, 11, 8);
+		x = run_on(nb, 0, c, 16, SCSI_DIR_READ, 8 * 4096, NULL);
+		CHECK_GOOD(x);
+		CHECK_MEM(x->cmd.buf, data, 64 * 512);
+		xfree(x);
+	}
+	xcopy_set_limit(16);
 	/* A copy the transport aborted (cmd->abort) stops before its
 	 * next chunk. */
 	{
