@@ -545,15 +545,15 @@ copy_done(struct io_job *job)
 
 /* ---- EXTENDED COPY(LID1) ---- */
 
-static bool
+/* One reference per LUN the copy uses, dropped by copy_done. */
+static void
 job_ref(struct xcopy_job *x, struct lun *l)
 {
 	for (unsigned i = 0; i < x->nrefs; i++)
 		if (x->refs[i] == l)
-			return true;
+			return;
 	lun_get(l);
 	x->refs[x->nrefs++] = l;
-	return true;
 }
 
 int
