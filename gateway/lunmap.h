@@ -63,6 +63,10 @@ struct lun {
 	 * WRITE ATOMIC exclusive, so that each is atomic against every
 	 * other read and write (scsi/sbc.c). */
 	pthread_rwlock_t write_lock;
+	/* LOGICAL UNIT RESETs and target resets of this LUN, atomic: an
+	 * EXTENDED COPY that reads or writes it stops when it changes
+	 * (scsi/xcopy.c). */
+	unsigned reset_gen;
 	/* Reservations (scsi/pr.c, scsi/pr.h): pr_lock guards *pr. */
 	pthread_mutex_t pr_lock;
 	struct pr_state *pr;

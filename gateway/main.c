@@ -277,6 +277,7 @@ cmd_serve(const char *path, unsigned port)
 	the_sig = &sh;
 	evloop_add(loop, &sh.ev, EPOLLIN);
 	scsi_set_lun_worker_limit(c->io_threads);
+	scsi_set_lunmap(m);
 	if (io_pool_start(c->io_threads) < 0)
 		goto out;
 	if (iscsi_start(c, m, loop) < 0) {

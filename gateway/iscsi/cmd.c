@@ -103,6 +103,7 @@ void
 task_abort(struct iscsi_task *t, struct iscsi_tmf *tmf)
 {
 	t->aborted = true;
+	__atomic_store_n(&t->cmd.abort, 1, __ATOMIC_RELEASE);
 	if (t->state == TASK_EXEC) {
 		/* In the SCSI layer or a worker: its completion drops it. */
 		if (tmf && !t->tmf) {

@@ -105,6 +105,7 @@ scsi_nexus_free(struct scsi_nexus *n)
 		}
 	pthread_mutex_unlock(&nexus_list_lock);
 	scsi_nexus_lost(n);
+	xcopy_nexus_free(n);
 	pthread_mutex_destroy(&n->lock);
 	free(n->ua);
 	free(n);
@@ -153,8 +154,12 @@ scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua)
 		pthread_mutex_unlock(&n->lock);
 	}
 	pthread_mutex_unlock(&nexus_list_lock);
-	if (ua == UA_RESET || ua == UA_POWER_ON)
+	if (ua == UA_RESET || ua == UA_POWER_ON) {
 		pr_reset(t, l);
+		for (size_t i = 0; i < (l ? 1 : t->nluns); i++)
+			__atomic_add_fetch(&(l ? l : t->luns[i])->reset_gen, 1,
+					   __ATOMIC_RELEASE);
+	}
 }
 
 void

@@ -339,6 +339,7 @@ scsi_set_lun_worker_limit(unsigned io_threads)
 	unsigned keep = io_threads / 4 ? io_threads / 4 : 1;
 
 	lun_worker_limit = io_threads > keep ? io_threads - keep : 1;
+	xcopy_set_limit(io_threads);
 }
 
 static void
@@ -1033,6 +1034,9 @@ scsi_cmd_out_len(const struct scsi_cmd *cmd)
 		break;
 	case 0x5f:			/* PERSISTENT RESERVE OUT */
 		n = get_be32(c + 5);
+		break;
+	case 0x83:			/* EXTENDED COPY */
+		n = get_be32(c + 10);
 		break;
 	case 0x56: case 0x57:		/* RESERVE(10), RELEASE(10) */
 		n = get_be16(c + 7);

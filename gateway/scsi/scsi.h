@@ -15,7 +15,9 @@
 #include "io/io.h"
 
 struct lun;
+struct lunmap;
 struct target;
+struct xcopy_nexus;
 
 /* Status codes (SAM-5). */
 #define SAM_STAT_GOOD 0x00
@@ -98,6 +100,7 @@ struct scsi_nexus {
 	pthread_mutex_t lock;
 	uint32_t *ua;			/* lock; bitmask of enum scsi_ua */
 	size_t nua;
+	struct xcopy_nexus *xcopy;	/* held copy results, xcopy.c (loop) */
 	struct scsi_nexus *next;	/* global list, nexus_list_lock */
 };
 
@@ -134,6 +137,10 @@ struct scsi_cmd {
 	uint8_t *op_buf;		/* parameter data built by a worker */
 	uint32_t op_len;
 	uint64_t start_ns;		/* submitted (metrics.h clock) */
+	/* Set (atomic, any thread) by the transport when it aborts the
+	 * command: long work such as EXTENDED COPY stops at the next
+	 * chunk.  The transport sends no status for it either way. */
+	int abort;
 };
 
 /* Run a command.  cmd->done is always called, possibly before this
@@ -304,6 +311,20 @@ unsigned sbc_sanitize_sense(const struct lun *l, uint8_t *s, bool desc);
 uint32_t sbc_atomic_max(const struct lun *l);
 
 
+
+/* xcopy.c: EXTENDED COPY(LID1) and RECEIVE COPY RESULTS (SPC-4 §6.4,
+ * §6.18), the Third-party Copy VPD page.  The copy manager finds copy
+ * targets among the LUNs of m (set at start-up, NULL: only the LUN a
+ * command came to). */
+void scsi_set_lunmap(struct lunmap *m);
+/* How many copies run on the IO workers at once: a quarter of them, at
+ * least one (scsi_set_lun_worker_limit calls it). */
+void xcopy_set_limit(unsigned io_threads);
+int spc_extended_copy(struct scsi_cmd *cmd);
+int spc_receive_copy_results(struct scsi_cmd *cmd);
+int spc_vpd_third_party_copy(struct scsi_cmd *cmd, uint32_t alloc);
+/* Drop the held copy results of n (scsi_nexus_free). */
+void xcopy_nexus_free(struct scsi_nexus *n);
 
 /* How many data-out bytes the CDB describes (cmd->lun set), so the
  * transport solicits no more than min(EDTL, this).  Returns edtl for

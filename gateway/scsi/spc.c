@@ -58,9 +58,10 @@ inquiry_std(struct scsi_cmd *cmd, uint32_t alloc)
 	d[4] = sizeof d - 5;
 	/* TPGS 01b: implicit asymmetric access (ALUA) only, and every
 	 * port of a target in one group that is always active/optimized
-	 * (REPORT TARGET PORT GROUPS). */
+	 * (REPORT TARGET PORT GROUPS); 3PC: EXTENDED COPY (xcopy.c). */
+	d[5] = 0x08;
 	if (cmd->lun)
-		d[5] = 0x10;
+		d[5] |= 0x10;
 	d[7] = 0x02;			/* CMDQUE */
 	pad_copy(d + 8, VENDOR, 8);
 	pad_copy(d + 16, PRODUCT, 16);
@@ -212,7 +213,8 @@ spc_inquiry(struct scsi_cmd *cmd)
 	}
 	switch (c[2]) {
 	case 0x00: {
-		static const uint8_t pages[] = { 0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2 };
+		static const uint8_t pages[] = { 0x00, 0x80, 0x83, 0x8f,
+						 0xb0, 0xb1, 0xb2 };
 		d[1] = 0x00;
 		put_be16(d + 2, sizeof pages);
 		memcpy(d + 4, pages, sizeof pages);
@@ -228,6 +230,8 @@ spc_inquiry(struct scsi_cmd *cmd)
 	}
 	case 0x83:
 		return vpd_device_id(cmd, alloc);
+	case 0x8f:
+		return spc_vpd_third_party_copy(cmd, alloc);
 	case 0xb0:
 		return vpd_block_limits(cmd, alloc);
 	case 0xb1:
@@ -577,6 +581,11 @@ static const struct {
 	uint8_t len;
 } sa_ops[] = {
 	{ .opcode = 0x48, .sa = 0x02, .name = "SANITIZE", .len = 10 },
+	{ .opcode = 0x83, .sa = 0x00, .name = "EXTENDED COPY(LID1)", .len = 16 },
+	{ .opcode = 0x84, .sa = 0x00, .name = "RECEIVE COPY STATUS(LID1)",
+	  .len = 16 },
+	{ .opcode = 0x84, .sa = 0x03, .name = "RECEIVE COPY OPERATING PARAMETERS",
+	  .len = 16 },
 	{ .opcode = 0x9e, .sa = 0x10, .name = "READ CAPACITY(16)", .len = 16 },
 	{ .opcode = 0x9e, .sa = 0x12, .name = "GET LBA STATUS", .len = 16 },
 	{ .opcode = 0xa3, .sa = 0x0a, .name = "REPORT TARGET PORT GROUPS",
@@ -588,7 +597,8 @@ static const struct {
 static bool
 has_sa(unsigned opcode)
 {
-	return opcode == 0x48 || opcode == 0x9e || opcode == 0xa3;
+	return opcode == 0x48 || opcode == 0x83 || opcode == 0x84 ||
+	       opcode == 0x9e || opcode == 0xa3;
 }
 
 /* REPORT TARGET PORT GROUPS (SPC-4 §6.37): one group, the target's

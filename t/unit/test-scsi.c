@@ -82,8 +82,9 @@ tick(void *opaque)
  * for data-out, out (edtl bytes) is copied in; for data-in the buffer is
  * prefilled with 0xee so untouched bytes show.  Free with xfree. */
 static struct xcmd *
-run_on(struct scsi_nexus *n, unsigned lun_id, const uint8_t *cdb,
-       size_t cdb_len, unsigned dir, uint32_t edtl, const void *out)
+start_on(struct scsi_nexus *n, unsigned lun_id, const uint8_t *cdb,
+	 size_t cdb_len, unsigned dir, uint32_t edtl, const void *out,
+	 bool aborted)
 {
 	struct xcmd *x = calloc(1, sizeof *x);
 
@@ -106,14 +107,34 @@ run_on(struct scsi_nexus *n, unsigned lun_id, const uint8_t *cdb,
 	else
 		memset(x->cmd.buf, 0xee, edtl);
 	x->cmd.done = xcmd_done;
+	x->cmd.abort = aborted;
 
 	ticks = 0;
 	x->in_exec = true;
 	scsi_cmd_exec(&x->cmd);
 	x->in_exec = false;
+	return x;
+}
+
+/* start_on, then wait for the command to complete. */
+static struct xcmd *
+run_on_x(struct scsi_nexus *n, unsigned lun_id, const uint8_t *cdb,
+	 size_t cdb_len, unsigned dir, uint32_t edtl, const void *out,
+	 bool aborted)
+{
+	struct xcmd *x = start_on(n, lun_id, cdb, cdb_len, dir, edtl, out,
+				  aborted);
+
 	while (!x->done && ticks < 10)
 		evloop_run(loop);
 	return x;
+}
+
+static struct xcmd *
+run_on(struct scsi_nexus *n, unsigned lun_id, const uint8_t *cdb,
+       size_t cdb_len, unsigned dir, uint32_t edtl, const void *out)
+{
+	return run_on_x(n, lun_id, cdb, cdb_len, dir, edtl, out, false);
 }
 
 static struct xcmd *
@@ -407,8 +428,8 @@ TEST(inquiry_missing_lun)
 
 TEST(vpd_supported_pages)
 {
-	static const uint8_t want[] = { 0x00, 0x00, 0x00, 0x06, 0x00, 0x80,
-					0x83, 0xb0, 0xb1, 0xb2 };
+	static const uint8_t want[] = { 0x00, 0x00, 0x00, 0x07, 0x00, 0x80,
+					0x83, 0x8f, 0xb0, 0xb1, 0xb2 };
 	uint8_t c[16];
 	struct xcmd *x;
 
@@ -432,7 +453,7 @@ TEST(vpd_supported_pages)
 	x = run(0, c, SCSI_DIR_READ, 255, NULL);
 	CHECK_GOOD(x);
 	CHECK_EQ_INT(x->cmd.data_len, 4);
-	CHECK_EQ_INT(x->cmd.buf[3], 6);
+	CHECK_EQ_INT(x->cmd.buf[3], 7);
 	xfree(x);
 }
 
@@ -4112,6 +4133,534 @@ TEST(pr_aptpl_bad_file_stops_start)
 	CHECK(system(cmdline) == 0);
 }
 
+/* ---- EXTENDED COPY and RECEIVE COPY RESULTS (scsi/xcopy.c) ---- */
+
+#define SK_COPY_ABORTED 0xa
+#define XC_MAX_CSCD 32		/* what OPERATING PARAMETERS reports */
+#define XC_MAX_SEGS 32
+#define XC_MAX_LIST 1536
+
+/* An identification CSCD (E4h) naming l by its NAA designator. */
+static void
+xc_cscd(uint8_t *p, const struct lun *l)
+{
+	memset(p, 0, 32);
+	p[0] = 0xe4;
+	p[4] = 0x01;		/* binary */
+	p[5] = 0x03;		/* logical unit, NAA */
+	p[7] = 8;
+	put_be64(p + 8, l->naa);
+	put_be24(p + 29, l->block_size);
+}
+
+/* A block-to-block segment (02h). */
+static void
+xc_seg(uint8_t *p, unsigned si, unsigned di, bool dc, uint16_t nb,
+       uint64_t slba, uint64_t dlba)
+{
+	memset(p, 0, 28);
+	p[0] = 0x02;
+	p[1] = dc ? 0x02 : 0;
+	put_be16(p + 2, 0x18);
+	put_be16(p + 4, (uint16_t)si);
+	put_be16(p + 6, (uint16_t)di);
+	put_be16(p + 10, nb);
+	put_be64(p + 12, slba);
+	put_be64(p + 20, dlba);
+}
+
+static void
+xc_hdr(uint8_t *p, uint8_t list_id, unsigned usage, uint32_t tlen,
+       uint32_t slen)
+{
+	memset(p, 0, 16);
+	p[0] = list_id;
+	p[1] = (uint8_t)(usage << 3);
+	put_be16(p + 2, (uint16_t)tlen);
+	put_be32(p + 8, slen);
+}
+
+static struct xcmd *
+xcopy_on(struct scsi_nexus *n, unsigned lun, const uint8_t *list,
+	 uint32_t plen, uint32_t edtl)
+{
+	uint8_t c[16] = { 0x83 };
+
+	put_be32(c + 10, plen);
+	return run_on(n, lun, c, 16, SCSI_DIR_WRITE, edtl, list);
+}
+
+/* One CSCD for LUN l of the test map and one segment copying nb blocks
+ * from slba to dlba on it; returns the list length. */
+static uint32_t
+xc_simple(uint8_t *p, const struct lun *l, uint16_t nb, uint64_t slba,
+	  uint64_t dlba, uint8_t list_id, unsigned usage)
+{
+	xc_hdr(p, list_id, usage, 32, 28);
+	xc_cscd(p + 16, l);
+	xc_seg(p + 48, 0, 0, false, nb, slba, dlba);
+	return 76;
+}
+
+static struct xcmd *
+rcr(struct scsi_nexus *n, unsigned sa, uint8_t list_id, uint32_t alloc)
+{
+	uint8_t c[16] = { 0x84 };
+
+	c[1] = (uint8_t)sa;
+	c[2] = list_id;
+	put_be32(c + 10, alloc);
+	return run_on(n, 0, c, 16, SCSI_DIR_READ, alloc, NULL);
+}
+
+/* COPY ABORTED with a segment pointer: SKSV and SD, field of segment. */
+#define CHECK_COPY_ABORTED(x, asc, seg, field)                                \
+	do {                                                                  \
+		CHECK_SENSE((x), SK_COPY_ABORTED, (asc));                     \
+		CHECK_EQ_INT(get_be16((x)->cmd.sense + 10), (seg));           \
+		CHECK_EQ_HEX((x)->cmd.sense[15], 0xa0);                       \
+		CHECK_EQ_INT(get_be16((x)->cmd.sense + 16), (field));         \
+	} while (0)
+
+TEST(xcopy_parameter_list)
+{
+	struct lun *l0 = target_find_lun(tgt, 0), *l2 = target_find_lun(tgt, 2);
+	uint8_t *p = calloc(1, 4096), c[16] = { 0x83 };
+	uint32_t n, o;
+	struct xcmd *x;
+
+	REQUIRE(p != NULL);
+	/* Length 0: nothing to do, not an error. */
+	x = xcopy_on(nexus, 0, NULL, 0, 0);
+	CHECK_GOOD(x);
+	xfree(x);
+	/* LID4 (SA 01h) is not offered. */
+	c[1] = 0x01;
+	x = run_on(nexus, 0, c, 16, SCSI_DIR_WRITE, 0, NULL);
+	CHECK_INVALID_FIELD(x, 1, 4);
+	xfree(x);
+	/* Shorter than a header, or than the Data-Out. */
+	x = xcopy_on(nexus, 0, p, 15, 15);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_PARAMETER_LIST_LENGTH_ERROR);
+	xfree(x);
+	n = xc_simple(p, l0, 8, 0, 100, 1, 2);
+	x = xcopy_on(nexus, 0, p, n, n - 1);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_PARAMETER_LIST_LENGTH_ERROR);
+	xfree(x);
+	/* Lists cut short: in the CSCD, in the segment. */
+	x = xcopy_on(nexus, 0, p, 16 + 31, 16 + 31);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_PARAMETER_LIST_LENGTH_ERROR);
+	xfree(x);
+	x = xcopy_on(nexus, 0, p, n - 1, n - 1);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_PARAMETER_LIST_LENGTH_ERROR);
+	xfree(x);
+	/* A segment whose DESCRIPTOR LENGTH runs past the list. */
+	put_be16(p + 48 + 2, 0x19);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_PARAMETER_LIST_LENGTH_ERROR);
+	xfree(x);
+	/* One CSCD and one segment too many; both: too long a list. */
+	xc_hdr(p, 1, 2, 32 * (XC_MAX_CSCD + 1), 28);
+	for (o = 16; o < 16 + 32 * (XC_MAX_CSCD + 1); o += 32)
+		xc_cscd(p + o, l0);
+	xc_seg(p + o, 0, 0, false, 8, 0, 100);
+	n = o + 28;
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, 0x2606);	/* TOO MANY TARGET */
+	xfree(x);
+	xc_hdr(p, 1, 2, 32, 28 * (XC_MAX_SEGS + 1));
+	xc_cscd(p + 16, l0);
+	for (o = 48; o < 48 + 28 * (XC_MAX_SEGS + 1); o += 28)
+		xc_seg(p + o, 0, 0, false, 1, 0, 100);
+	x = xcopy_on(nexus, 0, p, o, o);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, 0x2608);	/* TOO MANY SEGMENT */
+	xfree(x);
+	xc_hdr(p, 1, 2, 32 * (XC_MAX_CSCD + 1), 28 * (XC_MAX_SEGS + 1));
+	CHECK(32 * (XC_MAX_CSCD + 1) + 28 * (XC_MAX_SEGS + 1) > XC_MAX_LIST);
+	n = 16 + 32 * (XC_MAX_CSCD + 1) + 28 * (XC_MAX_SEGS + 1);
+	for (o = 16; o < 16 + 32 * (XC_MAX_CSCD + 1); o += 32)
+		xc_cscd(p + o, l0);
+	for (; o < n; o += 28)
+		xc_seg(p + o, 0, 0, false, 1, 0, 100);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_PARAMETER_LIST_LENGTH_ERROR);
+	xfree(x);
+	/* Unsupported descriptor types: a Fibre Channel CSCD, a
+	 * stream-to-stream segment. */
+	n = xc_simple(p, l0, 8, 0, 100, 1, 2);
+	p[16] = 0xe0;
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, 0x2607);
+	xfree(x);
+	n = xc_simple(p, l0, 8, 0, 100, 1, 2);
+	p[48] = 0x03;
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, 0x2609);
+	xfree(x);
+	/* Inline data: none taken. */
+	n = xc_simple(p, l0, 8, 0, 100, 1, 2);
+	put_be32(p + 12, 4);
+	x = xcopy_on(nexus, 0, p, n + 4, n + 4);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, 0x260b);
+	xfree(x);
+	/* LIST ID USAGE 01b is reserved; 11b wants LIST IDENTIFIER 0. */
+	n = xc_simple(p, l0, 8, 0, 100, 1, 1);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAMETER_LIST);
+	xfree(x);
+	n = xc_simple(p, l0, 8, 0, 100, 1, 3);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAMETER_LIST);
+	xfree(x);
+	/* A segment naming a CSCD that is not there: COPY ABORTED,
+	 * UNREACHABLE COPY TARGET, pointing at the destination index. */
+	n = xc_simple(p, l0, 8, 0, 100, 1, 2);
+	put_be16(p + 48 + 6, 1);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_COPY_ABORTED(x, 0x0804, 0, 6);
+	xfree(x);
+	/* A designator that names no LUN of the gateway, a NUL CSCD. */
+	n = xc_simple(p, l0, 8, 0, 100, 1, 2);
+	p[16 + 8] ^= 0x01;
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_COPY_ABORTED(x, 0x0804, 0, 4);
+	xfree(x);
+	n = xc_simple(p, l0, 8, 0, 100, 1, 2);
+	p[17] |= 0x20;
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_COPY_ABORTED(x, 0x0804, 0, 4);
+	xfree(x);
+	/* The LUN's block length, not another. */
+	n = xc_simple(p, l0, 8, 0, 100, 1, 2);
+	put_be24(p + 16 + 29, 4096);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_COPY_ABORTED(x, 0x0d03, 0, 4);
+	xfree(x);
+	/* Past the end of the source, of the destination. */
+	n = xc_simple(p, l0, 8, LUN0_BLOCKS - 7, 0, 1, 2);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_COPY_ABORTED(x, ASC_NO_ADDITIONAL_SENSE, 0, 12);
+	xfree(x);
+	n = xc_simple(p, l0, 8, 0, LUN0_BLOCKS - 7, 1, 2);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_COPY_ABORTED(x, ASC_NO_ADDITIONAL_SENSE, 0, 20);
+	xfree(x);
+	/* Exactly to the end is fine. */
+	n = xc_simple(p, l0, 8, 0, LUN0_BLOCKS - 8, 1, 2);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_GOOD(x);
+	xfree(x);
+	/* A read-only destination: DATA PROTECT, whichever LUN the
+	 * command went to. */
+	xc_hdr(p, 1, 2, 64, 28);
+	xc_cscd(p + 16, l2);
+	xc_cscd(p + 48, l0);
+	xc_seg(p + 80, 1, 0, false, 8, 0, 0);
+	x = xcopy_on(nexus, 0, p, 108, 108);
+	CHECK_SENSE(x, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+	xfree(x);
+	/* ...and as a source it is fine. */
+	xc_seg(p + 80, 0, 1, false, 8, 0, 0);
+	x = xcopy_on(nexus, 0, p, 108, 108);
+	CHECK_GOOD(x);
+	xfree(x);
+	free(p);
+}
+
+TEST(receive_copy_results)
+{
+	struct lun *l0 = target_find_lun(tgt, 0);
+	uint8_t p[128], blk[4 * 512];
+	struct xcmd *x;
+	uint32_t n;
+
+	/* OPERATING PARAMETERS: the limits the checks above use. */
+	x = rcr(nexus, 0x03, 0, 256);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.data_len, 46);
+	CHECK_EQ_INT(get_be32(x->cmd.buf), 42);
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 8), XC_MAX_CSCD);
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 10), XC_MAX_SEGS);
+	CHECK_EQ_INT(get_be32(x->cmd.buf + 12), XC_MAX_LIST);
+	CHECK_EQ_INT(x->cmd.buf[43], 2);
+	CHECK_EQ_HEX(x->cmd.buf[44], 0x02);
+	CHECK_EQ_HEX(x->cmd.buf[45], 0xe4);
+	xfree(x);
+	/* Allocation length cuts it. */
+	x = rcr(nexus, 0x03, 0, 8);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.data_len, 8);
+	xfree(x);
+	/* RECEIVE DATA, FAILED SEGMENT DETAILS: not offered. */
+	x = rcr(nexus, 0x01, 0, 256);
+	CHECK_INVALID_FIELD(x, 1, 4);
+	xfree(x);
+	/* COPY STATUS of a list never sent. */
+	x = rcr(nexus, 0x00, 7, 256);
+	CHECK_INVALID_FIELD(x, 2, 7);
+	xfree(x);
+	/* Held (LIST ID USAGE 00b): status once, then gone. */
+	for (unsigned i = 0; i < sizeof blk; i++)
+		blk[i] = (uint8_t)(i * 7 + 3);
+	write16(0, 1000, 4, blk);
+	n = xc_simple(p, l0, 4, 1000, 2000, 7, 0);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_GOOD(x);
+	xfree(x);
+	x = rcr(nexus, 0x00, 7, 256);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.data_len, 12);
+	CHECK_EQ_INT(get_be32(x->cmd.buf), 8);
+	CHECK_EQ_HEX(x->cmd.buf[4], 0x01);		/* completed, good */
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 5), 1);	/* segments */
+	CHECK_EQ_INT(x->cmd.buf[7], 0);			/* bytes */
+	CHECK_EQ_INT(get_be32(x->cmd.buf + 8), sizeof blk);
+	xfree(x);
+	x = rcr(nexus, 0x00, 7, 256);
+	CHECK_INVALID_FIELD(x, 2, 7);
+	xfree(x);
+	{
+		uint8_t *got = read16(0, 2000, 4);
+		CHECK_MEM(got, blk, sizeof blk);
+		free(got);
+	}
+	/* Not held (10b): no status afterwards. */
+	n = xc_simple(p, l0, 4, 1000, 2000, 8, 2);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_GOOD(x);
+	xfree(x);
+	x = rcr(nexus, 0x00, 8, 256);
+	CHECK_INVALID_FIELD(x, 2, 7);
+	xfree(x);
+	/* Held results belong to the I_T nexus. */
+	n = xc_simple(p, l0, 4, 1000, 2000, 9, 0);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_GOOD(x);
+	xfree(x);
+	{
+		struct scsi_nexus *b = nexus_b();
+		REQUIRE(b != NULL);
+		clear_ua(b);
+		x = rcr(b, 0x00, 9, 256);
+		CHECK_INVALID_FIELD(x, 2, 7);
+		xfree(x);
+		scsi_nexus_free(b);
+	}
+	/* The same identifier again replaces a completed one: one status,
+	 * then none. */
+	for (int i = 0; i < 2; i++) {
+		x = xcopy_on(nexus, 0, p, n, n);
+		CHECK_GOOD(x);
+		xfree(x);
+	}
+	x = rcr(nexus, 0x00, 9, 256);
+	CHECK_GOOD(x);
+	xfree(x);
+	x = rcr(nexus, 0x00, 9, 256);
+	CHECK_INVALID_FIELD(x, 2, 7);
+	xfree(x);
+}
+
+TEST(xcopy_third_party_copy_vpd)
+{
+	uint8_t c[16];
+	struct xcmd *x;
+
+	/* INQUIRY: 3PC. */
+	cdb_inquiry(c, false, 0, 96);
+	x = run(0, c, SCSI_DIR_READ, 96, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[5] & 0x08, 0x08);
+	xfree(x);
+	/* VPD 8Fh: Supported Commands (83h/00h, 84h/00h,03h) and Supported
+	 * Descriptors (02h, E4h). */
+	cdb_inquiry(c, true, 0x8f, 255);
+	x = run(0, c, SCSI_DIR_READ, 255, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.data_len, 24);
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 4), 0x0001);
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 6), 8);
+	CHECK_EQ_HEX(x->cmd.buf[9], 0x83);
+	CHECK_EQ_HEX(x->cmd.buf[12], 0x84);
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 16), 0x0004);
+	CHECK_EQ_HEX(x->cmd.buf[21], 0x02);
+	CHECK_EQ_HEX(x->cmd.buf[22], 0xe4);
+	xfree(x);
+	/* REPORT SUPPORTED OPERATION CODES: EXTENDED COPY(LID1) by its
+	 * service action. */
+	memset(c, 0, 16);
+	c[0] = 0xa3;
+	c[1] = 0x0c;
+	c[2] = 0x02;
+	c[3] = 0x83;
+	put_be16(c + 4, 0x00);
+	put_be32(c + 6, 64);
+	x = run(0, c, SCSI_DIR_READ, 64, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[1] & 0x07, 0x03);
+	CHECK_EQ_INT(get_be16(x->cmd.buf + 2), 16);
+	xfree(x);
+}
+
+/* A copy between LUNs of two targets with different backends and block
+ * sizes (memory, 512; file, 4096), the command sent to a third LUN;
+ * reservations of the destination. */
+TEST(xcopy_between_backends)
+{
+	static const uint8_t isid[6] = { 0x80, 0, 0, 0, 0, 7 };
+	static const uint8_t isid_o[6] = { 0x80, 0, 0, 0, 0, 8 };
+	char dir[] = "/tmp/test-scsi.XXXXXX", json[1024], path[64], err[512];
+	struct conf *c2 = NULL;
+	struct lunmap *m2 = NULL;
+	struct target *ta = NULL, *tb = NULL;
+	struct scsi_nexus *na = NULL, *nb = NULL, *other = NULL;
+	struct lun *mem, *file;
+	uint8_t *data = malloc(64 * 512), p[256];
+	struct xcmd *x;
+
+	REQUIRE(data != NULL);
+	REQUIRE(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/lun.img", dir);
+	snprintf(json, sizeof json,
+		 "{\"portals\": [\"127.0.0.1:3260\"],"
+		 " \"targets\": [{\"name\": \"" TARGET_NAME "-a\", \"luns\": ["
+		 "  {\"lun\": 0, \"backend\": {\"type\": \"memory\", \"size\": \"1M\"}},"
+		 "  {\"lun\": 1, \"backend\": {\"type\": \"memory\", \"size\": \"1M\"}}]},"
+		 "  {\"name\": \"" TARGET_NAME "-b\", \"luns\": ["
+		 "  {\"lun\": 0, \"block_size\": 4096, \"backend\": {\"type\": \"file\","
+		 "   \"path\": \"%s\", \"size\": \"1M\"}}]}]}", path);
+	c2 = conf_load_string(json, NULL, "test-scsi-xcopy", err, sizeof err);
+	CHECK(c2 != NULL);
+	m2 = c2 ? lunmap_new(c2) : NULL;
+	CHECK(m2 != NULL);
+	ta = m2 ? lunmap_find_target(m2, TARGET_NAME "-a") : NULL;
+	tb = m2 ? lunmap_find_target(m2, TARGET_NAME "-b") : NULL;
+	na = ta ? scsi_nexus_new(ta, "iqn.2026-01.com.example:initiator",
+				 isid) : NULL;
+	nb = tb ? scsi_nexus_new(tb, "iqn.2026-01.com.example:initiator",
+				 isid) : NULL;
+	other = tb ? scsi_nexus_new(tb, "iqn.2026-01.com.example:other",
+				    isid_o) : NULL;
+	CHECK(na && nb && other);
+	if (!na || !nb || !other)
+		goto out;
+	scsi_set_lunmap(m2);
+	mem = target_find_lun(ta, 0);
+	file = target_find_lun(tb, 0);
+
+	/* 64 blocks of 512 at LBA 8 of the memory LUN... */
+	for (unsigned i = 0; i < 64 * 512; i++)
+		data[i] = (uint8_t)(i * 13 + i / 512);
+	{
+		uint8_t c[16];
+		cdb_rw(c, 0x8a, 8, 64);
+		x = run_on(na, 0, c, 16, SCSI_DIR_WRITE, 64 * 512, data);
+		CHECK_GOOD(x);
+		xfree(x);
+	}
+	/* ...to LBA 3 of the file LUN (8 blocks of 4096), counted in
+	 * source blocks (DC 0); the command goes to LUN 1 of target a. */
+	xc_hdr(p, 1, 2, 64, 28);
+	xc_cscd(p + 16, mem);
+	xc_cscd(p + 48, file);
+	xc_seg(p + 80, 0, 1, false, 64, 8, 3);
+	x = xcopy_on(na, 1, p, 108, 108);
+	CHECK_GOOD(x);
+	xfree(x);
+	{
+		uint8_t c[16];
+		cdb_rw(c, 0x88, 3, 8);
+		x = run_on(nb, 0, c, 16, SCSI_DIR_READ, 8 * 4096, NULL);
+		CHECK_GOOD(x);
+		CHECK_MEM(x->cmd.buf, data, 64 * 512);
+		xfree(x);
+	}
+	/* Back, counted in destination blocks (DC 1): 2 blocks of 4096
+	 * from LBA 4 of the file LUN to LBA 100 of the memory LUN. */
+	xc_seg(p + 80, 1, 0, true, 16, 4, 100);
+	x = xcopy_on(na, 1, p, 108, 108);
+	CHECK_GOOD(x);
+	xfree(x);
+	{
+		uint8_t c[16];
+		cdb_rw(c, 0x88, 100, 16);
+		x = run_on(na, 0, c, 16, SCSI_DIR_READ, 16 * 512, NULL);
+		CHECK_GOOD(x);
+		CHECK_MEM(x->cmd.buf, data + 4096, 16 * 512);
+		xfree(x);
+	}
+	/* A count that is no whole number of 4096-byte blocks. */
+	xc_seg(p + 80, 0, 1, false, 7, 8, 3);
+	x = xcopy_on(na, 1, p, 108, 108);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAMETER_LIST);
+	xfree(x);
+	/* Another initiator reserves the file LUN (SPC-2 RESERVE(6)): the
+	 * copy into it conflicts, a copy out of it too. */
+	x = cdb6(other, 0x16);
+	CHECK_GOOD(x);
+	xfree(x);
+	xc_seg(p + 80, 0, 1, false, 64, 8, 3);
+	x = xcopy_on(na, 1, p, 108, 108);
+	CHECK_COMPLETED(x);
+	CHECK_EQ_HEX(x->cmd.status, SAM_STAT_RESERVATION_CONFLICT);
+	xfree(x);
+	xc_seg(p + 80, 1, 0, false, 8, 0, 0);
+	x = xcopy_on(na, 1, p, 108, 108);
+	CHECK_EQ_HEX(x->cmd.status, SAM_STAT_RESERVATION_CONFLICT);
+	xfree(x);
+	x = cdb6(other, 0x17);
+	CHECK_GOOD(x);
+	xfree(x);
+	xc_seg(p + 80, 0, 1, false, 64, 8, 3);
+	x = xcopy_on(na, 1, p, 108, 108);
+	CHECK_GOOD(x);
+	xfree(x);
+	/* With one copy at a time, a second one waits its turn and both
+	 * complete. */
+	xcopy_set_limit(1);
+	{
+		uint8_t c[16] = { 0x83 }, q[108];
+		struct xcmd *x2;
+
+		memcpy(q, p, sizeof q);
+		xc_seg(q + 80, 0, 1, false, 64, 8, 11);
+		put_be32(c + 10, 108);
+		x = start_on(na, 1, c, 16, SCSI_DIR_WRITE, 108, p, false);
+		x2 = start_on(na, 1, c, 16, SCSI_DIR_WRITE, 108, q, false);
+		while (!(x->done && x2->done) && ticks < 10)
+			evloop_run(loop);
+		CHECK_GOOD(x);
+		CHECK_GOOD(x2);
+		xfree(x);
+		xfree(x2);
+		cdb_rw(c, 0x88, 11, 8);
+		x = run_on(nb, 0, c, 16, SCSI_DIR_READ, 8 * 4096, NULL);
+		CHECK_GOOD(x);
+		CHECK_MEM(x->cmd.buf, data, 64 * 512);
+		xfree(x);
+	}
+	xcopy_set_limit(16);
+	/* A copy the transport aborted (cmd->abort) stops before its
+	 * next chunk. */
+	{
+		uint8_t c[16] = { 0x83 };
+		put_be32(c + 10, 108);
+		x = run_on_x(na, 1, c, 16, SCSI_DIR_WRITE, 108, p, true);
+		CHECK_SENSE(x, SK_ABORTED_COMMAND, ASC_NO_ADDITIONAL_SENSE);
+		xfree(x);
+	}
+out:
+	scsi_set_lunmap(map);
+	scsi_nexus_free(other);
+	scsi_nexus_free(nb);
+	scsi_nexus_free(na);
+	lunmap_free(m2);
+	conf_free(c2);
+	unlink(path);
+	rmdir(dir);
+	free(data);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -4132,6 +4681,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	evloop_set_tick(loop, tick, NULL);
+	scsi_set_lunmap(map);
 	nexus = scsi_nexus_new(tgt, "iqn.2026-01.com.example:initiator", isid);
 	if (!nexus) {
 		fprintf(stderr, "scsi_nexus_new failed\n");
