@@ -20,6 +20,9 @@ struct backend {
 	/* Capabilities: read-only once backend_open returns. */
 	bool can_write, can_flush, can_fua, can_trim, can_zero, can_extents;
 	bool can_multi_conn, can_atomic;
+	/* Reads and writes may go through async_pread/async_pwrite (the
+	 * backend's answer, a parallel thread model, both calls set). */
+	bool can_async;
 	uint32_t pref_logical, pref_physical;	/* 0 when not told */
 	/* Serialises data calls for SERIALIZE_* thread models. */
 	pthread_mutex_t lock;
@@ -43,6 +46,15 @@ int backend_pread(struct backend *b, void *buf, uint32_t count,
 int backend_pwrite(struct backend *b, const void *buf, uint32_t count,
 		   uint64_t offset, uint32_t flags);
 int backend_flush(struct backend *b, uint64_t count, uint64_t offset);
+/* Loop thread, never blocks: start a read or write whose result goes to
+ * done(opaque, 0 | -errno) on a backend thread.  -EAGAIN: not started,
+ * make the synchronous call (backend_pread/backend_pwrite) on a worker;
+ * FUA the backend cannot do natively always goes that way. */
+int backend_async_pread(struct backend *b, void *buf, uint32_t count,
+			uint64_t offset, igw_async_done done, void *opaque);
+int backend_async_pwrite(struct backend *b, const void *buf, uint32_t count,
+			 uint64_t offset, uint32_t flags,
+			 igw_async_done done, void *opaque);
 int backend_trim(struct backend *b, uint64_t count, uint64_t offset,
 		 uint32_t flags);
 int backend_zero(struct backend *b, uint64_t count, uint64_t offset,

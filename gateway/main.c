@@ -307,12 +307,13 @@ cmd_serve(const char *path, unsigned port)
 					 l->pi->policy == PI_RESET ? "reset" : "delete");
 				continue;
 			}
-			log_info("%s LUN %u: %s, %llu blocks of %u bytes%s%s%s",
+			log_info("%s LUN %u: %s, %llu blocks of %u bytes%s%s%s, IO %s",
 				 t->name, l->id, l->be->ops.name,
 				 (unsigned long long)l->nblocks, l->block_size,
 				 l->read_only ? ", read-only" : "",
 				 l->thin ? ", thin" : "",
-				 l->wce ? ", write cache on" : "");
+				 l->wce ? ", write cache on" : "",
+				 l->be->can_async ? "async" : "on workers");
 		}
 	}
 	if (!path) {

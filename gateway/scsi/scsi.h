@@ -133,6 +133,8 @@ struct scsi_cmd {
 	uint8_t *op_buf;		/* parameter data built by a worker */
 	uint32_t op_len;
 	uint64_t start_ns;		/* submitted (metrics.h clock) */
+	bool async;			/* in the backend's async path, not
+					 * on a worker (sbc.c) */
 };
 
 /* Run a command.  cmd->done is always called, possibly before this
