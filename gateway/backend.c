@@ -157,6 +157,14 @@ backend_open(struct backend *b, bool readonly)
 	return 0;
 }
 
+int
+backend_set_owner(struct backend *b, uint32_t uid, uint32_t gid)
+{
+	if (!b->handle || !b->ops.set_owner)
+		return 0;
+	return b->ops.set_owner(b->handle, uid, gid);
+}
+
 void
 backend_free(struct backend *b)
 {

@@ -36,6 +36,8 @@ int backend_config(struct backend *b, const char *key, const char *value);
 int backend_config_complete(struct backend *b);
 int backend_open(struct backend *b, bool readonly);
 void backend_free(struct backend *b);	/* closes if open */
+/* Before giving up root: see set_owner.  0 or -errno. */
+int backend_set_owner(struct backend *b, uint32_t uid, uint32_t gid);
 /* The message a backend set with igw_backend_error (thread-local). */
 const char *backend_last_error(void);
 void backend_clear_error(void);

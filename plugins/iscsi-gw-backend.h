@@ -143,6 +143,14 @@ struct igw_backend {
 	int (*async_pwrite)(void *handle, const void *buf, uint32_t count,
 			    uint64_t offset, uint32_t flags,
 			    igw_async_done done, void *opaque);
+
+	/* Optional.  Main thread, once per open handle, just before the
+	 * daemon gives up root for uid/gid (the map's "user"): hand over to
+	 * them what the handle will need afterwards (the nbdkit backend
+	 * runs its server as them, in a socket folder they own, so that it
+	 * can be restarted and stopped).  0 or -errno (message set): the
+	 * daemon does not start. */
+	int (*set_owner)(void *handle, uint32_t uid, uint32_t gid);
 };
 
 /* Set the message the core prints when a call returns an error. */
