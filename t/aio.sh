@@ -12,7 +12,9 @@
 #  - LOGICAL UNIT RESET with async writes in flight answers only once none
 #    is left in flight;
 #  - a read past the end of a file that shrank under the LUN (a short
-#    read, then none) ends in MEDIUM ERROR, 11h/00h.
+#    read, then none) ends in MEDIUM ERROR, 11h/00h;
+#  - a live reload removes a LUN with async writes in flight: they end,
+#    and those acknowledged are in the file.
 source "$(dirname "$0")/functions.sh"
 requires python3 --version
 grep -q '#define HAVE_LIBAIO 1' "$BUILDDIR/config.h" 2>/dev/null ||
@@ -159,6 +161,54 @@ for lba, n in ((8192 + 64, 16), (8192 - 8, 16)):
 print("ok: short and empty async reads end in MEDIUM ERROR 11h/00h")
 PY
 
+# Live reload removes LUN 0 with async writes in flight: they complete,
+# the LUN is closed once they have (its references drain), and the
+# daemon goes on serving the others.
+cp "$TMP/map.json" "$TMP/map-all.json"
+python3 - "$TMP/map.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["targets"][0]["luns"] = [l for l in m["targets"][0]["luns"] if l["lun"] != 0]
+json.dump(m, open(sys.argv[1], "w"))
+PY
+cp "$TMP/map.json" "$TMP/map-less.json"
+cp "$TMP/map-all.json" "$TMP/map.json"
+PYTHONPATH="$SRCDIR/t" python3 - "$port" "$TARGET" "$ISCSI_GW" "$TMP" <<'PY' || fail "reload with async IO in flight"
+import json, shutil, struct, subprocess, sys
+from iscsi_raw import Conn
+port, target, gw, tmp = sys.argv[1:5]
+c = Conn("127.0.0.1", int(port), timeout=60)
+keys = (b"FirstBurstLength=262144\0MaxBurstLength=262144\0"
+        b"MaxRecvDataSegmentLength=262144\0ImmediateData=Yes\0")
+assert c.login("iqn.2026-11.org.example:aio2", target, extra=keys)[0] == 0
+for _ in range(3):
+    c.scsi(bytes(6), lun=0)
+    r, _ = c.recv()
+    if r[3] == 0:
+        break
+pat = lambda i: bytes([(i * 41 + 7) % 251 + 1]) * 262144
+itts = {c.scsi(struct.pack(">BBQIBB", 0x8a, 0, 6144 + i * 64, 64, 0, 0),
+               write=pat(i), lun=0): i for i in range(32)}
+shutil.copy(tmp + "/map-less.json", tmp + "/map.json")
+subprocess.run([gw, "reload", "--config", tmp + "/map.json"], check=True,
+               capture_output=True)
+acked = []
+while itts:
+    r, d = c.recv()
+    itt = struct.unpack_from(">I", r, 16)[0]
+    if r[0] & 0x3f == 0x21 and itt in itts:
+        if r[3] == 0:
+            acked.append(itts[itt])
+        itts.pop(itt)
+open(tmp + "/acked", "w").write(" ".join(map(str, acked)))
+out = subprocess.run([gw, "status", "--config", tmp + "/map.json", "--json"],
+                     check=True, capture_output=True).stdout
+luns = [l["lun"] for t in json.loads(out)["targets"] if t["name"] == target
+        for l in t["luns"]]
+assert luns == [1, 2], luns
+print("ok: LUN 0 removed with writes in flight, %d of 32 acknowledged" % len(acked))
+PY
+
 if [ $strace_ok = 1 ]; then
 	sleep 0.5
 	kill $st_pid; wait $st_pid 2>/dev/null
@@ -187,12 +237,18 @@ fi
 
 # Acknowledged writes are in the file, whatever happens to the daemon.
 kill -9 $GW_PID; wait $GW_PID 2>/dev/null
-python3 - "$TMP/a.img" <<'PY' || fail "acknowledged writes lost"
+python3 - "$TMP/a.img" "$TMP/acked" <<'PY' || fail "acknowledged writes lost"
 import sys
 a = open(sys.argv[1], "rb").read()
 pat = lambda i, n: bytes([(i * 37 + 11) % 251 + 1]) * n
 lost = [i for i in range(64) if a[i * 262144:(i + 1) * 262144] != pat(i, 262144)]
 assert not lost, lost
 print("ok: after kill -9 all 64 acknowledged writes are in the file")
+pat2 = lambda i: bytes([(i * 41 + 7) % 251 + 1]) * 262144
+acked = [int(x) for x in open(sys.argv[2]).read().split()]
+lost = [i for i in acked
+        if a[(6144 + i * 64) * 4096:(6144 + i * 64) * 4096 + 262144] != pat2(i)]
+assert not lost, lost
+print("ok: and the %d acknowledged before the LUN was removed" % len(acked))
 PY
 note "ok"
