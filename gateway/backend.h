@@ -1,8 +1,9 @@
 /* backend.h: the core's side of the backend interface.  Owns the table of
  * built-in backends, version checks, the capability answers asked once at
  * open, the thread-model locks, and the emulation of what a backend lacks
- * (FUA by flush, zero by writing zeroes).  Data calls run on IO workers;
- * everything else on the main thread.
+ * (FUA by flush, zero by writing zeroes).  Data calls run on IO workers,
+ * but backend_async_pread/pwrite on the loop thread; everything else on
+ * the main thread.
  */
 #ifndef IGW_BACKEND_H
 #define IGW_BACKEND_H
