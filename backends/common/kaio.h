@@ -7,6 +7,11 @@
  *   kernel --eventfd--> reaper: io_getevents, finish short transfers,
  *                       after_write hook, done(opaque, 0 | -errno)
  *
+ * io_submit does not wait for the IO, but may wait inside the kernel for
+ * what it needs to start it (a full device queue; block allocation or the
+ * journal of a file system when a write fills a hole of a sparse file):
+ * the price of submitting from the network loop.
+ *
  * Submission returns -EAGAIN whenever the request cannot be queued (the
  * context is full, io_submit refused it, the kernel has no RWF_DSYNC for
  * AIO): the caller then does it synchronously.  Without libaio at build
