@@ -149,10 +149,20 @@ backend_open(struct backend *b, bool readonly)
 	b->can_extents = b->ops.extents && ask(b, b->ops.can_extents, false);
 	b->can_multi_conn = ask(b, b->ops.can_multi_conn, false);
 	b->can_atomic = ask(b, b->ops.can_atomic, false);
+	b->can_async = !b->serialise && b->ops.async_pread &&
+		       b->ops.async_pwrite && ask(b, b->ops.can_async, false);
 	if (b->ops.block_size &&
 	    b->ops.block_size(b->handle, &b->pref_logical, &b->pref_physical) < 0)
 		b->pref_logical = b->pref_physical = 0;
 	return 0;
+}
+
+int
+backend_set_owner(struct backend *b, uint32_t uid, uint32_t gid)
+{
+	if (!b->handle || !b->ops.set_owner)
+		return 0;
+	return b->ops.set_owner(b->handle, uid, gid);
 }
 
 void
@@ -216,6 +226,29 @@ backend_pwrite(struct backend *b, const void *buf, uint32_t count,
 		return r < 0 ? r : flush_unlocked(b, count, offset);
 	}
 	return b->ops.pwrite(b->handle, buf, count, offset, flags);
+}
+
+int
+backend_async_pread(struct backend *b, void *buf, uint32_t count,
+		    uint64_t offset, igw_async_done done, void *opaque)
+{
+	if (!b->can_async)
+		return -EAGAIN;
+	return b->ops.async_pread(b->handle, buf, count, offset, 0, done,
+				  opaque);
+}
+
+int
+backend_async_pwrite(struct backend *b, const void *buf, uint32_t count,
+		     uint64_t offset, uint32_t flags, igw_async_done done,
+		     void *opaque)
+{
+	/* Refusals and FUA by flush are the synchronous path's. */
+	if (!b->can_async || !b->can_write ||
+	    ((flags & IGW_FLAG_FUA) && !b->can_fua))
+		return -EAGAIN;
+	return b->ops.async_pwrite(b->handle, buf, count, offset, flags, done,
+				   opaque);
 }
 
 int

@@ -115,6 +115,15 @@ lun_counters(json_t *o, const struct lun *l)
 	COUNTER("read_bytes", stat_read_bytes);
 	COUNTER("write_bytes", stat_write_bytes);
 	COUNTER("errors", stat_errors);
+	/* The IO engine: "async" when reads and writes go the backend's
+	 * async way (libaio), with how many did and the most in flight at
+	 * once; "workers" when every call holds an IO worker. */
+	if (l->be)
+		json_object_set_new(o, "io_engine", json_string(
+			l->be->can_async ? "async" : "workers"));
+	COUNTER("async_commands", stat_async);
+	COUNTER("async_in_flight", async_inflight);
+	COUNTER("async_in_flight_peak", async_peak);
 #undef COUNTER
 }
 
@@ -489,6 +498,9 @@ control_render_metrics(struct sbuf *b, time_t uptime)
 	prom_lun_counter(b, "iscsi_gw_lun_write_bytes_total",
 			 "Bytes written to the LUN.",
 			 offsetof(struct lun, stat_write_bytes));
+	prom_lun_counter(b, "iscsi_gw_lun_async_total",
+			 "READ and WRITE commands that went the backend's async way (libaio), holding no IO worker.",
+			 offsetof(struct lun, stat_async));
 	prom_lun_counter(b, "iscsi_gw_lun_errors_total",
 			 "Commands on the LUN that ended in a backend error.",
 			 offsetof(struct lun, stat_errors));

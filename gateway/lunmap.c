@@ -131,7 +131,7 @@ lun_new(struct target *t, const struct conf_lun *cl)
 	if (!strcmp(cl->backend_type, "lvm")) {
 		/* An LVM volume, created here when missing, served as a
 		 * block device. */
-		struct conf_kv kv[2];
+		struct conf_kv kv[3];
 		size_t nkv = 0;
 		char *dev = NULL, err[512];
 		int r = lvm_lun_volume(cl->bkeys, cl->nbkeys, !cl->read_only,
@@ -146,7 +146,8 @@ lun_new(struct target *t, const struct conf_lun *cl)
 			log_info("%s: created logical volume %s", cl->pointer, dev);
 		kv[nkv++] = (struct conf_kv){ "path", dev };
 		for (size_t i = 0; i < cl->nbkeys; i++)
-			if (!strcmp(cl->bkeys[i].key, "direct"))
+			if (!strcmp(cl->bkeys[i].key, "direct") ||
+			    !strcmp(cl->bkeys[i].key, "aio"))
 				kv[nkv++] = cl->bkeys[i];
 		r = lun_open(l, "blockdev", kv, nkv, cl->read_only,
 			     cl->block_size_set);

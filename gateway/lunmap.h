@@ -79,6 +79,11 @@ struct lun {
 	/* IO counters, atomic. */
 	uint64_t stat_reads, stat_writes, stat_read_bytes, stat_write_bytes;
 	uint64_t stat_errors;
+	/* Reads and writes that went the backend's async way (libaio), how
+	 * many are in flight, and the most ever in flight at once: loop
+	 * thread writes, status reads (atomic). */
+	uint64_t stat_async;
+	unsigned async_inflight, async_peak;
 	struct lun_metrics metrics;	/* latency histograms, atomic */
 };
 

@@ -198,7 +198,7 @@ static struct sig_handler *the_sig;
 /* Drop root once the portals are bound and the LUNs open: the daemon then
  * runs as "user" with that user's groups, and cannot regain root. */
 static int
-drop_privileges(const char *user)
+drop_privileges(const char *user, struct lunmap *m)
 {
 	struct passwd *pw = getpwnam(user);
 
@@ -206,6 +206,26 @@ drop_privileges(const char *user)
 		log_error("user '%s': no such user", user);
 		return -1;
 	}
+	/* What the backends create later must be the user's (an nbdkit
+	 * restarted after it died). */
+	for (size_t i = 0; i < m->ntargets; i++)
+		for (size_t k = 0; k < m->targets[i]->nluns; k++) {
+			struct lun *l = m->targets[i]->luns[k];
+			int r;
+
+			if (!l->be)
+				continue;
+			backend_clear_error();
+			r = backend_set_owner(l->be, (uint32_t)pw->pw_uid,
+					      (uint32_t)pw->pw_gid);
+			if (r < 0) {
+				log_error("%s: handing over to user '%s': %s",
+					  l->pointer, user,
+					  backend_last_error()[0] ?
+					  backend_last_error() : strerror(-r));
+				return -1;
+			}
+		}
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
 	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
 		log_error("switching to user '%s': %m", user);
@@ -292,7 +312,7 @@ cmd_serve(const char *path, unsigned port)
 	}
 	evloop_set_tick(loop, tick, NULL);
 	reload_init(path, c, m);
-	if (c->user && drop_privileges(c->user) < 0) {
+	if (c->user && drop_privileges(c->user, m) < 0) {
 		iscsi_stop_listening();
 		io_pool_stop();
 		goto out;
@@ -308,12 +328,13 @@ cmd_serve(const char *path, unsigned port)
 					 l->pi->policy == PI_RESET ? "reset" : "delete");
 				continue;
 			}
-			log_info("%s LUN %u: %s, %llu blocks of %u bytes%s%s%s",
+			log_info("%s LUN %u: %s, %llu blocks of %u bytes%s%s%s, IO %s",
 				 t->name, l->id, l->be->ops.name,
 				 (unsigned long long)l->nblocks, l->block_size,
 				 l->read_only ? ", read-only" : "",
 				 l->thin ? ", thin" : "",
-				 l->wce ? ", write cache on" : "");
+				 l->wce ? ", write cache on" : "",
+				 l->be->can_async ? "async" : "on workers");
 		}
 	}
 	if (!path) {

@@ -113,9 +113,10 @@ static void
 lun_describe(const struct lun *l, char *buf, size_t sz)
 {
 	if (l->be)
-		snprintf(buf, sz, "%s, %llu blocks of %u bytes%s",
+		snprintf(buf, sz, "%s, %llu blocks of %u bytes%s, IO %s",
 			 l->be->ops.name, (unsigned long long)l->nblocks, l->block_size,
-			 l->read_only ? ", read-only" : "");
+			 l->read_only ? ", read-only" : "",
+			 l->be->can_async ? "async" : "on workers");
 	else if (l->pi)
 		snprintf(buf, sz, "per-initiator %s images",
 			 image_kind_name(l->pi));

@@ -13,6 +13,8 @@
  *
  *   map file --(config key=value)--> instance --(open)--> handle
  *   worker thread --pread/pwrite/flush/trim/zero(handle, ...)--> 0 | -errno
+ *   loop thread --async_pread/async_pwrite(handle, ..., done)--> 0
+ *   backend thread --done(opaque, 0 | -errno)--> core
  *
  * Errors: every call returns 0 or a negative errno (-EIO, -ENOSPC, ...);
  * the core turns errno into SCSI sense in one table.  Constructors return
@@ -20,7 +22,8 @@
  *
  * Threads: config, config_complete, open, close and free run on the main
  * thread.  Data calls run on the IO worker pool; how many at once is bounded
- * by _thread_model.
+ * by _thread_model.  The optional async calls run on a network loop thread
+ * and complete on a thread of the backend's (a libaio reaper).
  */
 #ifndef ISCSI_GW_BACKEND_H
 #define ISCSI_GW_BACKEND_H
@@ -38,6 +41,10 @@ extern "C" {
 #define IGW_THREAD_MODEL_SERIALIZE_ALL 0	/* one call, all handles */
 #define IGW_THREAD_MODEL_SERIALIZE_HANDLE 1	/* one call per handle */
 #define IGW_THREAD_MODEL_PARALLEL 2		/* any number */
+
+/* Completion of an asynchronous data call (async_pread, async_pwrite):
+ * result is 0 or -errno, as the synchronous call would have returned. */
+typedef void (*igw_async_done)(void *opaque, int result);
 
 /* Flags for data calls. */
 #define IGW_FLAG_FUA 0x1	/* pwrite/zero/trim: stable before returning */
@@ -111,6 +118,39 @@ struct igw_backend {
 	 * other requests itself; a store that can tear a write (a file in
 	 * the page cache, most disks) answers no. */
 	int (*can_atomic)(void *handle);
+
+	/* Optional asynchronous reads and writes (SPDK submit_request):
+	 * the request is started and the call returns; the IO holds no
+	 * worker while in flight.  The core uses them when can_async
+	 * answers 1 (asked once at open) and the thread model is
+	 * parallel; pread/pwrite stay required, as the fallback.
+	 *
+	 * Called on a network loop thread: must not block.  buf is lent
+	 * until done is called; count > 0; flags as for pread/pwrite (FUA:
+	 * stable before done).  Returns:
+	 *   0        accepted: done(opaque, 0 | -errno) is called exactly
+	 *            once, on a thread of the backend, never from inside
+	 *            the call.  Short transfers are the backend's to finish.
+	 *   -EAGAIN  not taken (unaligned, queue full, would block): the
+	 *            core makes the synchronous call on a worker instead.
+	 *   -errno   failed; done is not called.
+	 * close is called only once every accepted request's done has
+	 * been called; it waits for done to have returned. */
+	int (*can_async)(void *handle);
+	int (*async_pread)(void *handle, void *buf, uint32_t count,
+			   uint64_t offset, uint32_t flags,
+			   igw_async_done done, void *opaque);
+	int (*async_pwrite)(void *handle, const void *buf, uint32_t count,
+			    uint64_t offset, uint32_t flags,
+			    igw_async_done done, void *opaque);
+
+	/* Optional.  Main thread, once per open handle, just before the
+	 * daemon gives up root for uid/gid (the map's "user"): hand over to
+	 * them what the handle will need afterwards (the nbdkit backend
+	 * runs its server as them, in a socket folder they own, so that it
+	 * can be restarted and stopped).  0 or -errno (message set): the
+	 * daemon does not start. */
+	int (*set_owner)(void *handle, uint32_t uid, uint32_t gid);
 };
 
 /* Set the message the core prints when a call returns an error. */

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The blockdev backend on real block devices: loop devices (this machine
 # has no device-mapper, so no LVM here; an LV is driven the same way).
-# Size from the device, O_DIRECT by default, exclusive open (a second LUN
+# Size from the device, O_DIRECT and libaio by default, exclusive open (a second LUN
 # on the same device is refused), a 4096-byte-sector loop device served
 # with 4096-byte blocks, a qemu-img round trip, iscsi-test-cu families
 # Read/Write/WriteSame/Unmap on a thin LUN; UNMAP deallocates (a hole
@@ -32,6 +32,11 @@ grep -q "in use" "$TMP/twice.log" || { cat "$TMP/twice.log"; fail "no clear mess
 
 start_gw "$TMP/map.json"
 grep -q "LUN 1: blockdev, 16384 blocks of 4096 bytes" "$GW_LOG" || { cat "$GW_LOG"; fail "4096-byte device not served with 4096-byte blocks"; }
+# O_DIRECT by default, so reads and writes go the async way (libaio).
+if grep -q '#define HAVE_LIBAIO 1' "$BUILDDIR/config.h" 2>/dev/null; then
+	[ "$(grep -c "LUN [01]: blockdev, .*, IO async" "$GW_LOG")" = 2 ] ||
+		{ cat "$GW_LOG"; fail "blockdev LUNs do not use async IO"; }
+fi
 url=iscsi://127.0.0.1:$port/$TARGET
 if command -v qemu-img >/dev/null && qemu-img --help | grep -q "Supported formats:.*iscsi"; then
 	head -c 16777216 /dev/urandom > "$TMP/in.raw"

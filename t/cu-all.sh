@@ -1,7 +1,8 @@
 #!/bin/bash
 # The full iscsi-test-cu run (ALL, with --dataloss and --sanitize and a
 # second URL for the multipath tests) against four LUN flavours of one
-# gateway, merged with cu-union: a thick 512-byte file LUN, a thin file
+# gateway, merged with cu-union: a thick 512-byte file LUN (O_DIRECT and
+# libaio where the file system has O_DIRECT), a thin file
 # LUN with write_cache, a thin 4096-byte memory LUN and a read_only LUN
 # (its --dataloss run is limited to the ReadOnly suite: see below).
 # Asserts 0 failed in the merged result and in each flavour but for the
@@ -14,8 +15,14 @@ requires python3 --version
 port=$(free_port)
 truncate -s 32M "$TMP/golden.img"
 printf 'golden' | dd of="$TMP/golden.img" conv=notrunc status=none
+# The thick LUN is O_DIRECT where the file system has it: its aligned
+# reads and writes then go the async way (libaio), the others bounce.
+direct=false
+dd if=/dev/zero of="$TMP/probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null &&
+	direct=true
 write_map "$TMP/map.json" $port '
-  { "lun": 0, "backend": { "type": "file", "path": "thick.img", "size": "128M" } },
+  { "lun": 0, "backend": { "type": "file", "path": "thick.img", "size": "128M",
+                           "direct": '$direct' } },
   { "lun": 1, "backend": { "type": "file", "path": "thin.img", "size": "128M" },
     "thin": true, "write_cache": true },
   { "lun": 2, "backend": { "type": "memory", "size": "128M" },

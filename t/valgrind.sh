@@ -14,9 +14,18 @@ for u in "$BUILDDIR"/t/unit/test-*; do
 done
 
 port=$(free_port)
+# LUN 2 reads and writes the async way (O_DIRECT and libaio), where the
+# file system has O_DIRECT.
+direct=
+luns=1
+if dd if=/dev/zero of="$TMP/probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null; then
+	direct=',
+  { "lun": 2, "backend": { "type": "file", "path": "lun2.img", "size": "16M", "direct": true } }'
+	luns="1 2"
+fi
 write_map "$TMP/map.json" $port '
   { "lun": 0, "backend": { "type": "file", "path": "lun0.img", "size": "16M" } },
-  { "lun": 1, "backend": { "type": "memory", "size": "16M" }, "block_size": 4096, "thin": true }'
+  { "lun": 1, "backend": { "type": "memory", "size": "16M" }, "block_size": 4096, "thin": true }'"$direct"
 GW_LOG=$TMP/vg.log
 $VG --log-file="$TMP/vg-report.log" "$ISCSI_GW" serve --config "$TMP/map.json" >"$GW_LOG" 2>&1 &
 GW_PID=$!
@@ -30,14 +39,21 @@ if command -v iscsi-ls >/dev/null; then
 fi
 if command -v qemu-img >/dev/null && qemu-img --help | grep -q "Supported formats:.*iscsi"; then
 	head -c 4194304 /dev/urandom > "$TMP/in.raw"
-	qemu-img convert -n -f raw -O raw "$TMP/in.raw" $url/$TARGET/1 || fail "qemu-img in"
-	qemu-img convert -f raw -O raw $url/$TARGET/1 "$TMP/out.raw" || fail "qemu-img out"
-	head -c 4194304 "$TMP/out.raw" | cmp - "$TMP/in.raw" || fail "data differs"
+	for lun in $luns; do
+		qemu-img convert -n -f raw -O raw "$TMP/in.raw" $url/$TARGET/$lun || fail "qemu-img in ($lun)"
+		qemu-img convert -f raw -O raw $url/$TARGET/$lun "$TMP/out.raw" || fail "qemu-img out ($lun)"
+		head -c 4194304 "$TMP/out.raw" | cmp - "$TMP/in.raw" || fail "data differs ($lun)"
+	done
 fi
 if command -v iscsi-test-cu >/dev/null; then
 	for s in SCSI.Read10 SCSI.Write10 SCSI.WriteSame16 SCSI.Unmap iSCSI.iSCSITMF iSCSI.iSCSIResiduals; do
 		iscsi-test-cu -d -t $s $url/$TARGET/1 >>"$TMP/cu.log" 2>&1
 	done
+	if [ -n "$direct" ]; then
+		for s in SCSI.Read10 SCSI.Write10 iSCSI.iSCSITMF; do
+			iscsi-test-cu -d -t $s $url/$TARGET/2 >>"$TMP/cu.log" 2>&1
+		done
+	fi
 fi
 kill -TERM $GW_PID
 for i in $(seq 300); do kill -0 $GW_PID 2>/dev/null || break; sleep 0.1; done

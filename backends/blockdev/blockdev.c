@@ -2,7 +2,8 @@
  * LVM logical volume, an MD array, a loop device, a disk partition.
  *
  * Keys: path (required), direct (default true: O_DIRECT, no double
- * caching; the page cache is used with "direct": false).
+ * caching; the page cache is used with "direct": false), aio (default
+ * true: with direct, reads and writes go through Linux native AIO).
  *
  * The device is opened O_EXCL, so two LUNs (or a mounted file system) can
  * never share it by mistake.  Size and block sizes come from the device
@@ -12,8 +13,12 @@
  * BLKDISCARD; flush is fdatasync (which flushes the device's volatile
  * cache), FUA is RWF_DSYNC.
  *
- * Threads: parallel; the handle is read-only once open returns.  Data
- * calls are synchronous on the IO workers.
+ * Threads: parallel; the handle is read-only once open returns, but for
+ * the capability flags.  With direct and aio, reads and writes aligned to
+ * the logical sector are submitted from the network loop with io_submit
+ * and complete on a reaper thread (kaio.c): FUA is an iocb with
+ * aio_rw_flags RWF_DSYNC.  Everything else (and everything when libaio is
+ * missing) is synchronous on the IO workers.
  */
 #include "config.h"
 
@@ -32,11 +37,16 @@
 #include <linux/fs.h>
 
 #include "iscsi-gw-backend.h"
+#include "backends/common/kaio.h"
 #include "util/util.h"
+
+/* Requests in flight per LUN on the async path; more go to the workers. */
+#define AIO_DEPTH 128
 
 struct bd_instance {
 	char *path;
 	bool direct;
+	bool aio;
 };
 
 struct bd_handle {
@@ -47,6 +57,7 @@ struct bd_handle {
 	uint32_t lbs, pbs;	/* logical, physical block size */
 	bool can_discard, can_zeroout;
 	bool can_punch;		/* fallocate(PUNCH_HOLE) deallocates */
+	struct kaio *aio;	/* NULL: everything on the workers */
 };
 
 static void *
@@ -55,7 +66,7 @@ bd_instance_new(void)
 	struct bd_instance *bi = calloc(1, sizeof *bi);
 
 	if (bi)
-		bi->direct = true;
+		bi->direct = bi->aio = true;
 	return bi;
 }
 
@@ -80,13 +91,15 @@ bd_config(void *p, const char *key, const char *value)
 		bi->path = strdup(value);
 		return bi->path ? 0 : -ENOMEM;
 	}
-	if (!strcmp(key, "direct")) {
+	if (!strcmp(key, "direct") || !strcmp(key, "aio")) {
+		bool *b = key[0] == 'd' ? &bi->direct : &bi->aio;
+
 		if (!strcmp(value, "true"))
-			bi->direct = true;
+			*b = true;
 		else if (!strcmp(value, "false"))
-			bi->direct = false;
+			*b = false;
 		else {
-			igw_backend_error("'direct' must be true or false");
+			igw_backend_error("'%s' must be true or false", key);
 			return -EINVAL;
 		}
 		return 0;
@@ -160,6 +173,10 @@ bd_open(void *p, int readonly)
 	h->can_discard = true;
 	h->can_punch = !readonly;
 	h->can_zeroout = true;
+	/* Without AIO (no libaio, io_setup refused: fs.aio-max-nr) the
+	 * LUN is served, all on the workers. */
+	if (bi->direct && bi->aio)
+		h->aio = kaio_new(fd, AIO_DEPTH, NULL, NULL);
 	return h;
 }
 
@@ -168,6 +185,7 @@ bd_close(void *p)
 {
 	struct bd_handle *h = p;
 
+	kaio_free(h->aio);
 	if (!h->readonly)
 		fdatasync(h->fd);
 	close(h->fd);
@@ -355,6 +373,37 @@ bd_zero(void *p, uint64_t count, uint64_t offset, uint32_t flags)
 	return (flags & IGW_FLAG_FUA) ? bd_flush(h, count, offset, 0) : 0;
 }
 
+static int
+bd_can_async(void *p)
+{
+	return ((struct bd_handle *)p)->aio != NULL;
+}
+
+/* Network loop: aligned requests go to the kernel, the rare unaligned
+ * one bounces on a worker (-EAGAIN). */
+static int
+bd_async_pread(void *p, void *buf, uint32_t count, uint64_t offset,
+	       uint32_t flags, igw_async_done done, void *opaque)
+{
+	struct bd_handle *h = p;
+
+	if (!h->aio || misaligned(h, buf, count, offset))
+		return -EAGAIN;
+	return kaio_pread(h->aio, buf, count, offset, done, opaque);
+}
+
+static int
+bd_async_pwrite(void *p, const void *buf, uint32_t count, uint64_t offset,
+		uint32_t flags, igw_async_done done, void *opaque)
+{
+	struct bd_handle *h = p;
+
+	if (!h->aio || misaligned(h, buf, count, offset))
+		return -EAGAIN;
+	return kaio_pwrite(h->aio, buf, count, offset,
+			   (flags & IGW_FLAG_FUA) != 0, done, opaque);
+}
+
 static struct igw_backend blockdev_backend = {
 	.name = "blockdev",
 	.description = "a block device (LVM LV, MD array, loop device...)",
@@ -377,6 +426,9 @@ static struct igw_backend blockdev_backend = {
 	.flush = bd_flush,
 	.trim = bd_trim,
 	.zero = bd_zero,
+	.can_async = bd_can_async,
+	.async_pread = bd_async_pread,
+	.async_pwrite = bd_async_pwrite,
 };
 
 IGW_REGISTER_BACKEND(blockdev_backend, IGW_THREAD_MODEL_PARALLEL)

@@ -1,17 +1,23 @@
 /* file.c: the "file" backend.  A LUN stored in a regular file (sparse when
  * created by us), read and written with pread/pwrite through the page cache,
- * or with O_DIRECT when "direct" is set.
+ * or with O_DIRECT when "direct" is set: then reads and writes aligned to
+ * 4096 bytes go through Linux native AIO (kaio.c: io_submit from the
+ * network loop, completions on a reaper thread), unless "aio" is false or
+ * the build has no libaio; the rest run on the IO workers.
  *
  * Keys: path (required), size (creates a sparse file when missing; an
  * existing file of another size is refused unless resize is true), resize,
- * direct.  Relative paths were made absolute by the core.
+ * direct, aio (default true; only with direct).  Relative paths were made
+ * absolute by the core.
  *
- * Durability: FUA writes use pwritev2(RWF_DSYNC), which makes just that
- * range (and the metadata to reach it) stable.  flush() of a range first
+ * Durability: FUA writes use pwritev2(RWF_DSYNC), or an iocb with
+ * aio_rw_flags RWF_DSYNC, which makes just that range (and the metadata to
+ * reach it) stable before the call returns or the iocb completes.  flush() of a range first
  * writes that range back with sync_file_range(), then fdatasync()s the file
  * (sync_file_range alone does not flush metadata or the disk's cache).
  *
- * Threads: parallel; the handle is read-only once open returns.
+ * Threads: parallel; the handle is read-only once open returns, but for
+ * the rmw lock and the capability flags.
  */
 #include "config.h"
 
@@ -30,6 +36,7 @@
 #include <linux/falloc.h>
 
 #include "iscsi-gw-backend.h"
+#include "backends/common/kaio.h"
 #include "util/util.h"
 
 struct file_instance {
@@ -38,6 +45,7 @@ struct file_instance {
 	bool have_size;
 	bool resize;
 	bool direct;
+	bool aio;
 };
 
 struct igw_file_handle {
@@ -49,14 +57,27 @@ struct igw_file_handle {
 	/* With O_DIRECT a write that is not aligned is a read-modify-write
 	 * of whole aligned blocks; it holds rmw exclusively, every other
 	 * write, zeroing or punch shared, so nothing written next to it in
-	 * the same aligned block can be put back to its old contents. */
-	pthread_rwlock_t rmw;
+	 * the same aligned block can be put back to its old contents.  An
+	 * async write holds it shared from submission to completion, and is
+	 * released on the reaper thread: hence a lock of our own rather
+	 * than a pthread_rwlock_t (released by the thread that took it).
+	 * rmw_m guards the counts; writers waiting come first. */
+	pthread_mutex_t rmw_m;
+	pthread_cond_t rmw_c;
+	unsigned rmw_shared;
+	bool rmw_excl;
+	unsigned rmw_excl_wait;
+	struct kaio *aio;	/* NULL: everything on the workers */
 };
 
 static void *
 file_instance_new(void)
 {
-	return calloc(1, sizeof(struct file_instance));
+	struct file_instance *fi = calloc(1, sizeof *fi);
+
+	if (fi)
+		fi->aio = true;
+	return fi;
 }
 
 static void
@@ -103,7 +124,8 @@ file_config(void *p, const char *key, const char *value)
 		fi->have_size = true;
 		return 0;
 	}
-	if (!strcmp(key, "resize") || !strcmp(key, "direct")) {
+	if (!strcmp(key, "resize") || !strcmp(key, "direct") ||
+	    !strcmp(key, "aio")) {
 		bool b;
 		if (parse_bool(value, &b) < 0) {
 			igw_backend_error("'%s' must be true or false", key);
@@ -111,8 +133,10 @@ file_config(void *p, const char *key, const char *value)
 		}
 		if (key[0] == 'r')
 			fi->resize = b;
-		else
+		else if (key[0] == 'd')
 			fi->direct = b;
+		else
+			fi->aio = b;
 		return 0;
 	}
 	igw_backend_error("unknown key '%s' for backend type file", key);
@@ -130,6 +154,11 @@ file_config_complete(void *p)
 	}
 	return 0;
 }
+
+/* Requests in flight per LUN on the async path; more go to the workers. */
+#define AIO_DEPTH 128
+
+static void rmw_release(void *p);
 
 static void *
 file_open(void *p, int readonly)
@@ -191,10 +220,15 @@ file_open(void *p, int readonly)
 		goto err;
 	h->inst = fi;
 	h->fd = fd;
-	pthread_rwlock_init(&h->rmw, NULL);
+	pthread_mutex_init(&h->rmw_m, NULL);
+	pthread_cond_init(&h->rmw_c, NULL);
 	h->readonly = readonly;
 	h->can_punch = true;
 	h->can_zero_range = true;
+	/* Without AIO (no libaio, io_setup refused: fs.aio-max-nr) the
+	 * LUN is served, all on the workers. */
+	if (fi->direct && fi->aio)
+		h->aio = kaio_new(fd, AIO_DEPTH, rmw_release, h);
 	return h;
 err:
 	{
@@ -210,11 +244,13 @@ file_close(void *p)
 {
 	struct igw_file_handle *h = p;
 
+	kaio_free(h->aio);
 	/* A clean stop leaves nothing in the page cache unflushed. */
 	if (!h->readonly && fdatasync(h->fd) < 0)
 		igw_backend_error("%s: fdatasync at close: %m", h->inst->path);
 	close(h->fd);
-	pthread_rwlock_destroy(&h->rmw);
+	pthread_mutex_destroy(&h->rmw_m);
+	pthread_cond_destroy(&h->rmw_c);
 	free(h);
 }
 
@@ -261,15 +297,67 @@ unaligned(const struct igw_file_handle *h, const void *buf, uint32_t count,
 static void
 rmw_shared(struct igw_file_handle *h)
 {
-	if (h->inst->direct)
-		pthread_rwlock_rdlock(&h->rmw);
+	if (!h->inst->direct)
+		return;
+	pthread_mutex_lock(&h->rmw_m);
+	while (h->rmw_excl || h->rmw_excl_wait)
+		pthread_cond_wait(&h->rmw_c, &h->rmw_m);
+	h->rmw_shared++;
+	pthread_mutex_unlock(&h->rmw_m);
+}
+
+/* The async path: never waits (the network loop calls it). */
+static bool
+rmw_try_shared(struct igw_file_handle *h)
+{
+	bool ok;
+
+	pthread_mutex_lock(&h->rmw_m);
+	ok = !h->rmw_excl && !h->rmw_excl_wait;
+	if (ok)
+		h->rmw_shared++;
+	pthread_mutex_unlock(&h->rmw_m);
+	return ok;
+}
+
+/* Any thread: the reaper releases async writes (kaio after_write). */
+static void
+rmw_release(void *p)
+{
+	struct igw_file_handle *h = p;
+
+	pthread_mutex_lock(&h->rmw_m);
+	if (--h->rmw_shared == 0 && h->rmw_excl_wait)
+		pthread_cond_broadcast(&h->rmw_c);
+	pthread_mutex_unlock(&h->rmw_m);
 }
 
 static void
 rmw_done(struct igw_file_handle *h)
 {
 	if (h->inst->direct)
-		pthread_rwlock_unlock(&h->rmw);
+		rmw_release(h);
+}
+
+static void
+rmw_exclusive(struct igw_file_handle *h)
+{
+	pthread_mutex_lock(&h->rmw_m);
+	h->rmw_excl_wait++;
+	while (h->rmw_excl || h->rmw_shared)
+		pthread_cond_wait(&h->rmw_c, &h->rmw_m);
+	h->rmw_excl_wait--;
+	h->rmw_excl = true;
+	pthread_mutex_unlock(&h->rmw_m);
+}
+
+static void
+rmw_exclusive_done(struct igw_file_handle *h)
+{
+	pthread_mutex_lock(&h->rmw_m);
+	h->rmw_excl = false;
+	pthread_cond_broadcast(&h->rmw_c);
+	pthread_mutex_unlock(&h->rmw_m);
 }
 
 static int pread_all(struct igw_file_handle *h, void *buf, uint32_t count,
@@ -290,14 +378,14 @@ bounce(struct igw_file_handle *h, void *buf, uint32_t count, uint64_t offset,
 	if (posix_memalign(&b, DIRECT_ALIGN, end - start))
 		return -ENOMEM;
 	if (write)
-		pthread_rwlock_wrlock(&h->rmw);
+		rmw_exclusive(h);
 	r = pread_all(h, b, end - start, start);
 	if (r == 0 && write) {
 		memcpy((char *)b + (offset - start), buf, count);
 		r = pwrite_all(h, b, end - start, start, flags);
 	}
 	if (write)
-		pthread_rwlock_unlock(&h->rmw);
+		rmw_exclusive_done(h);
 	if (r == 0 && !write) {
 		memcpy(buf, (char *)b + (offset - start), count);
 	}
@@ -467,6 +555,46 @@ file_extents(void *p, uint64_t count, uint64_t offset, uint64_t *run_len,
 	return 0;
 }
 
+static int
+file_can_async(void *p)
+{
+	return ((struct igw_file_handle *)p)->aio != NULL;
+}
+
+/* Network loop: O_DIRECT requests aligned to DIRECT_ALIGN (all of them on
+ * a LUN with 4096-byte blocks) go to the kernel; the rest bounce on a
+ * worker (-EAGAIN). */
+static int
+file_async_pread(void *p, void *buf, uint32_t count, uint64_t offset,
+		 uint32_t flags, igw_async_done done, void *opaque)
+{
+	struct igw_file_handle *h = p;
+
+	if (!h->aio || unaligned(h, buf, count, offset))
+		return -EAGAIN;
+	return kaio_pread(h->aio, buf, count, offset, done, opaque);
+}
+
+static int
+file_async_pwrite(void *p, const void *buf, uint32_t count, uint64_t offset,
+		  uint32_t flags, igw_async_done done, void *opaque)
+{
+	struct igw_file_handle *h = p;
+	int r;
+
+	if (!h->aio || unaligned(h, buf, count, offset))
+		return -EAGAIN;
+	/* Shared until the reaper completes it (rmw_release); a bounce
+	 * holding or waiting for it exclusively sends us to a worker. */
+	if (!rmw_try_shared(h))
+		return -EAGAIN;
+	r = kaio_pwrite(h->aio, buf, count, offset,
+			(flags & IGW_FLAG_FUA) != 0, done, opaque);
+	if (r < 0)
+		rmw_release(h);
+	return r;
+}
+
 static struct igw_backend file_backend = {
 	.name = "file",
 	.description = "a regular file, sparse when created",
@@ -490,6 +618,9 @@ static struct igw_backend file_backend = {
 	.trim = file_trim,
 	.zero = file_zero,
 	.extents = file_extents,
+	.can_async = file_can_async,
+	.async_pread = file_async_pread,
+	.async_pwrite = file_async_pwrite,
 };
 
 IGW_REGISTER_BACKEND(file_backend, IGW_THREAD_MODEL_PARALLEL)

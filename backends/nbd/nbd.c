@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -80,6 +81,11 @@ struct nbd_handle_pool {
 	char *sockdir;
 	char *sock;
 	char *conn_uri;
+	/* Set before the daemon gives up root (set_owner): the child runs
+	 * as them, in a socket folder they own. */
+	bool owner_set;
+	uid_t owner_uid;
+	gid_t owner_gid;
 };
 
 static void *
@@ -435,6 +441,13 @@ spawn:
 			dup2(devnull, 0);
 		/* qemu-nbd has no --exit-with-parent: the kernel tells it. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (pl->owner_set && geteuid() == 0 &&
+		    (setgroups(1, &pl->owner_gid) < 0 ||
+		     setgid(pl->owner_gid) < 0 || setuid(pl->owner_uid) < 0)) {
+			fprintf(stderr, "iscsi-gw: %s: switching to uid %u: %m\n",
+				argv[0], (unsigned)pl->owner_uid);
+			_exit(126);
+		}
 		if (lfd >= 0)
 			exec_activated(argv, lfd, envp, pidenv);
 		else
@@ -927,6 +940,42 @@ nbd_extents_cb(void *p, uint64_t count, uint64_t offset, uint64_t *run_len,
 	return 0;
 }
 
+/* Main thread, before the daemon gives up root: once it has, a server
+ * started as root could neither be stopped (kill: EPERM) nor replaced in
+ * its root-owned 0700 socket folder when it dies.  So the folder becomes
+ * the user's and the server is started again as the user; no command has
+ * run yet.  A server that the user cannot run (an image only root can
+ * read) fails here, at start, rather than at its first restart. */
+static int
+nbd_set_owner(void *p, uint32_t uid, uint32_t gid)
+{
+	struct nbd_handle_pool *pl = p;
+	int r;
+
+	if (!pl->sockdir)
+		return 0;	/* type nbd: a server of someone else's */
+	if (chown(pl->sockdir, uid, gid) < 0) {
+		r = -errno;
+		igw_backend_error("%s: chown: %s", pl->sockdir, strerror(-r));
+		return r;
+	}
+	pthread_mutex_lock(&pl->lock);
+	pl->owner_set = true;
+	pl->owner_uid = uid;
+	pl->owner_gid = gid;
+	for (unsigned i = 0; i < MAX_CONNS; i++)
+		if (pl->h[i]) {
+			if (!dead(pl->h[i]))
+				nbd_shutdown(pl->h[i], 0);
+			nbd_close(pl->h[i]);
+			pl->h[i] = NULL;
+		}
+	nbdkit_stop(pl);
+	r = nbdkit_start(pl);
+	pthread_mutex_unlock(&pl->lock);
+	return r;
+}
+
 static struct igw_backend nbd_backend = {
 	.name = "nbd",
 	.description = "an NBD export, through libnbd",
@@ -950,6 +999,7 @@ static struct igw_backend nbd_backend = {
 	.trim = nbd_trim_cb,
 	.zero = nbd_zero_cb,
 	.extents = nbd_extents_cb,
+	.set_owner = nbd_set_owner,
 };
 
 IGW_REGISTER_BACKEND(nbd_backend, IGW_THREAD_MODEL_PARALLEL)

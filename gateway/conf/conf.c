@@ -269,7 +269,7 @@ static bool lvm_name_ok(const char *s, size_t max);
  * (with "size") and serves through the blockdev backend; `iscsi-gw
  * provision` creates, grows and removes it. */
 static const char *const lvm_backend_keys[] = {
-	"type", "vg", "lv", "size", "thin_pool", "direct", NULL
+	"type", "vg", "lv", "size", "thin_pool", "direct", "aio", NULL
 };
 
 static int
@@ -317,13 +317,18 @@ parse_lvm_backend(struct ctx *cx, json_t *bj, const char *ptr,
 		l->bkeys[l->nbkeys].key = strdup("size");
 		l->bkeys[l->nbkeys++].value = strdup(buf);
 	}
-	v = json_object_get(bj, "direct");
-	if (v) {
+	/* Passed on to the blockdev backend. */
+	for (size_t i = 0; i < 2; i++) {
+		const char *k = i ? "aio" : "direct";
+
+		v = json_object_get(bj, k);
+		if (!v)
+			continue;
 		if (!json_is_boolean(v)) {
-			snprintf(kptr, sizeof kptr, "%s/direct", ptr);
+			snprintf(kptr, sizeof kptr, "%s/%s", ptr, k);
 			return fail(cx, kptr, "must be true or false");
 		}
-		l->bkeys[l->nbkeys].key = strdup("direct");
+		l->bkeys[l->nbkeys].key = strdup(k);
 		l->bkeys[l->nbkeys++].value = strdup(json_is_true(v) ? "true" : "false");
 	}
 	return 0;

@@ -5,6 +5,9 @@
  *   worker --evloop_complete(job)--> loop's completion list + eventfd
  *   loop thread: job->done()
  *
+ *   or, for a backend's async read or write (scsi/sbc.c), no worker:
+ *   backend reaper thread --evloop_complete(job)--> the same list
+ *
  * A job is submitted from a loop thread and completed on the same loop
  * thread, so the connection state a completion touches needs no lock.
  * Workers wake the loop only when its completion list was empty (batching).

@@ -1,6 +1,7 @@
 /* sbc.c: SBC-3/SBC-4 block commands.  Owns LBA/length checks, the mapping
  * of CDBs to backend requests (read, write with FUA when WCE is off, flush
- * of a range, zero, trim, compare) and their submission to the IO workers.
+ * of a range, zero, trim, compare) and their submission to the IO workers,
+ * or for reads and writes to the backend's async calls where it has them.
  * Sense bytes belong to sense.c.  Handlers run on the loop thread; the
  * io_* functions below run on workers.
  */
@@ -384,13 +385,77 @@ lun_job_done(struct lun *l)
 		io_submit(next);
 }
 
+/* The async path (backends with async_pread/async_pwrite: file and
+ * blockdev with O_DIRECT and libaio).  A READ or WRITE is started from the
+ * loop thread and holds no worker while in flight:
+ *
+ *   loop: submit --trylock write_lock shared--> backend_async_p*()
+ *   backend reaper: async_done --evloop_complete--> loop: io_done, unlock
+ *
+ * The write lock is taken and released on the loop thread, so a COMPARE
+ * AND WRITE, ORWRITE or WRITE ATOMIC (exclusive, on a worker) still sees
+ * none of them half done.  When the lock is held exclusively, or the
+ * backend declines (unaligned, queue full), the command takes the worker
+ * path instead.  Task management and LUN removal need nothing more: the
+ * command completes, and drops its references, only after done. */
+static void
+async_done(void *opaque, int result)
+{
+	struct scsi_cmd *cmd = opaque;
+
+	cmd->result = result;
+	evloop_complete(&cmd->job);
+}
+
+static bool
+submit_async(struct scsi_cmd *cmd)
+{
+	struct lun *l = cmd->lun;
+	unsigned n;
+	int r;
+
+	if (!l->be->can_async ||
+	    (cmd->op != IO_READ && cmd->op != IO_WRITE) ||
+	    pthread_rwlock_tryrdlock(&l->write_lock) != 0)
+		return false;
+	cmd->async = true;
+	n = __atomic_add_fetch(&l->async_inflight, 1, __ATOMIC_RELAXED);
+	if (n > __atomic_load_n(&l->async_peak, __ATOMIC_RELAXED))
+		__atomic_store_n(&l->async_peak, n, __ATOMIC_RELAXED);
+	if (cmd->op == IO_READ)
+		r = backend_async_pread(l->be, cmd->buf, cmd->length,
+					cmd->offset, async_done, cmd);
+	else
+		r = backend_async_pwrite(l->be, cmd->buf, cmd->length,
+					 cmd->offset, cmd->flags, async_done,
+					 cmd);
+	if (r == 0)
+		return true;
+	if (r != -EAGAIN) {
+		/* Failed at once: completes as a failed request would. */
+		async_done(cmd, r);
+		return true;
+	}
+	cmd->async = false;
+	__atomic_sub_fetch(&l->async_inflight, 1, __ATOMIC_RELAXED);
+	pthread_rwlock_unlock(&l->write_lock);
+	return false;
+}
+
 static void
 io_done(struct io_job *job)
 {
 	struct scsi_cmd *cmd = container_of(job, struct scsi_cmd, job);
 	struct lun *l = cmd->lun;
 
-	lun_job_done(l);
+	if (cmd->async) {
+		cmd->async = false;
+		pthread_rwlock_unlock(&l->write_lock);
+		__atomic_sub_fetch(&l->async_inflight, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&l->stat_async, 1, __ATOMIC_RELAXED);
+	} else {
+		lun_job_done(l);
+	}
 	bool write = cmd->op == IO_WRITE || cmd->op == IO_WRITE_SAME ||
 		     cmd->op == IO_CAW || cmd->op == IO_ORWRITE ||
 		     cmd->op == IO_WRITE_ATOMIC ||
@@ -446,7 +511,9 @@ submit(struct scsi_cmd *cmd, int op, uint64_t offset, uint32_t length,
 	cmd->job.fn = io_run;
 	cmd->job.done = io_done;
 	cmd->job.loop = cmd->loop;
-	lun_submit(cmd->lun, &cmd->job);
+	cmd->async = false;
+	if (!submit_async(cmd))
+		lun_submit(cmd->lun, &cmd->job);
 	return SCSI_ASYNC;
 }
 

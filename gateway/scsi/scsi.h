@@ -141,6 +141,8 @@ struct scsi_cmd {
 	 * command: long work such as EXTENDED COPY stops at the next
 	 * chunk.  The transport sends no status for it either way. */
 	int abort;
+	bool async;			/* in the backend's async path, not
+					 * on a worker (sbc.c) */
 };
 
 /* Run a command.  cmd->done is always called, possibly before this
