@@ -58,7 +58,11 @@ if grep -q '#define HAVE_LIBNBD 1' "$BUILDDIR/config.h" 2>/dev/null &&
 	kitpid=$(pgrep -P $GW_PID -x nbdkit | head -1)
 	[ -n "$kitpid" ] && [ "$(ps -o user= -p $kitpid)" = nobody ] ||
 		fail "the restarted nbdkit does not run as nobody"
-	sockdir=$(ps -o args= -p $kitpid | sed -E 's/.* -U ([^ ]*)\/sock .*/\1/')
+	# nbdkit listens on the socket it was handed (socket activation).
+	sock=$(ss -xlnp | awk -v p="pid=$kitpid," 'index($0, p) {print $5}')
+	[ -n "$sock" ] || fail "no listening socket of nbdkit $kitpid"
+	sockdir=$(dirname "$sock")
+	[ "$(stat -c %U "$sock")" = nobody ] || fail "socket $sock is not nobody's"
 	[ "$(stat -c %U "$sockdir")" = nobody ] || fail "socket folder $sockdir is not nobody's"
 	stop_gw
 	kill -0 $kitpid 2>/dev/null && fail "nbdkit left running after the stop"

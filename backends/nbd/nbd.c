@@ -407,6 +407,17 @@ nbdkit_start(struct nbd_handle_pool *pl)
 		free(envp);
 		return lfd;
 	}
+	/* Made as root for the map's user (set_owner): the daemon, once it
+	 * runs as that user, must still be able to connect to it. */
+	if (pl->owner_set && geteuid() == 0 &&
+	    chown(pl->sock, pl->owner_uid, pl->owner_gid) < 0) {
+		int e = errno;
+		igw_backend_error("%s: chown: %s", pl->sock, strerror(e));
+		close(lfd);
+		free(argv);
+		free(envp);
+		return -e;
+	}
 	argv[argc++] = "nbdkit";
 	argv[argc++] = "--exit-with-parent";
 	argv[argc++] = "--foreground";
