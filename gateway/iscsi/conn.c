@@ -79,7 +79,11 @@ conn_update_events(struct iscsi_conn *c)
 		ev |= EPOLLIN | EPOLLRDHUP;
 	if (c->tx_head)
 		ev |= EPOLLOUT;
-	evloop_mod(c->loop, &c->ev, ev);
+	/* Most calls change nothing: spare the loop an epoll_ctl. */
+	if (ev == c->ev_mask)
+		return;
+	if (evloop_mod(c->loop, &c->ev, ev) == 0)
+		c->ev_mask = ev;
 }
 
 void
@@ -208,7 +212,8 @@ conn_accept(int fd, const char *peer, const char *lhost, unsigned lport)
 		c->next->prev = c;
 	iscsi_g.conns = c;
 	iscsi_g.nconns++;
-	if (evloop_add(c->loop, &c->ev, EPOLLIN | EPOLLRDHUP) < 0) {
+	c->ev_mask = EPOLLIN | EPOLLRDHUP;
+	if (evloop_add(c->loop, &c->ev, c->ev_mask) < 0) {
 		conn_close(c, "epoll");
 		return;
 	}

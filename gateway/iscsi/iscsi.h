@@ -227,7 +227,7 @@ struct iscsi_conn {
 	unsigned refs;
 	bool draining;			/* shutdown: no new commands */
 	bool login_busy;		/* login waits for image provisioning */
-	bool want_out;			/* EPOLLOUT registered */
+	uint32_t ev_mask;		/* the events registered with epoll */
 	char peer[80];			/* "ip:port", for logs */
 	struct sockaddr_storage peer_sa;	/* for a target's "networks" */
 	char local_host[64];
