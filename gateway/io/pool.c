@@ -15,6 +15,8 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static struct io_job *head, *tail;	/* lock */
+static unsigned queued;			/* lock: jobs in the queue */
+static unsigned idle;			/* lock: workers in cond_wait */
 static bool stopping;			/* lock */
 static pthread_t *threads;
 static unsigned nthreads;
@@ -27,8 +29,11 @@ worker(void *arg)
 		struct io_job *job;
 
 		pthread_mutex_lock(&lock);
-		while (!head && !stopping)
+		while (!head && !stopping) {
+			idle++;
 			pthread_cond_wait(&cond, &lock);
+			idle--;
+		}
 		if (!head) {
 			pthread_mutex_unlock(&lock);
 			return NULL;
@@ -37,6 +42,7 @@ worker(void *arg)
 		head = job->next;
 		if (!head)
 			tail = NULL;
+		queued--;
 		pthread_mutex_unlock(&lock);
 
 		job->next = NULL;
@@ -78,9 +84,16 @@ io_pool_stop(void)
 	stopping = false;
 }
 
+/* A sleeping worker is woken only when none is on its way to the job
+ * already: a busy worker takes the next job before it sleeps again.  The
+ * signal goes after the unlock, so the woken worker does not run into the
+ * mutex still held here (the futex hand-offs were a third of the CPU time
+ * of 4 KB random writes). */
 void
 io_submit(struct io_job *job)
 {
+	bool wake;
+
 	job->next = NULL;
 	pthread_mutex_lock(&lock);
 	if (tail)
@@ -88,6 +101,9 @@ io_submit(struct io_job *job)
 	else
 		head = job;
 	tail = job;
-	pthread_cond_signal(&cond);
+	queued++;
+	wake = queued <= idle;
 	pthread_mutex_unlock(&lock);
+	if (wake)
+		pthread_cond_signal(&cond);
 }
