@@ -20,6 +20,7 @@ struct backend {
 	/* Capabilities: read-only once backend_open returns. */
 	bool can_write, can_flush, can_fua, can_trim, can_zero, can_extents;
 	bool can_multi_conn, can_atomic;
+	bool can_read_fd;	/* read_fd answers (parallel backends only) */
 	uint32_t pref_logical, pref_physical;	/* 0 when not told */
 	/* Serialises data calls for SERIALIZE_* thread models. */
 	pthread_mutex_t lock;
@@ -47,6 +48,10 @@ int backend_trim(struct backend *b, uint64_t count, uint64_t offset,
 		 uint32_t flags);
 int backend_zero(struct backend *b, uint64_t count, uint64_t offset,
 		 uint32_t flags);
+/* Where [offset, offset+count) can be read through the page cache: see
+ * read_fd in iscsi-gw-backend.h.  0, or -EOPNOTSUPP. */
+int backend_read_fd(struct backend *b, uint64_t offset, uint32_t count,
+		    int *fd, uint64_t *fd_offset);
 int backend_extents(struct backend *b, uint64_t count, uint64_t offset,
 		    uint64_t *run_len, int *allocated);
 

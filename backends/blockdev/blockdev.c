@@ -355,6 +355,21 @@ bd_zero(void *p, uint64_t count, uint64_t offset, uint32_t flags)
 	return (flags & IGW_FLAG_FUA) ? bd_flush(h, count, offset, 0) : 0;
 }
 
+/* Reads through the page cache: the core may read the device itself. */
+static int
+bd_read_fd(void *p, uint64_t offset, uint32_t count, int *fd,
+	   uint64_t *fd_offset)
+{
+	struct bd_handle *h = p;
+
+	(void)count;
+	if (h->inst->direct)
+		return -EOPNOTSUPP;
+	*fd = h->fd;
+	*fd_offset = offset;
+	return 0;
+}
+
 static struct igw_backend blockdev_backend = {
 	.name = "blockdev",
 	.description = "a block device (LVM LV, MD array, loop device...)",
@@ -377,6 +392,7 @@ static struct igw_backend blockdev_backend = {
 	.flush = bd_flush,
 	.trim = bd_trim,
 	.zero = bd_zero,
+	.read_fd = bd_read_fd,
 };
 
 IGW_REGISTER_BACKEND(blockdev_backend, IGW_THREAD_MODEL_PARALLEL)

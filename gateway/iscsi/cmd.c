@@ -197,7 +197,14 @@ send_response(struct iscsi_task *t)
 		}
 		put_be32(p->bhs + 36, t->data_sn++);
 		put_be32(p->bhs + 40, off);
-		tx_pdu_set_data(p, cmd->buf + off, len, false);
+		if (cmd->data_in_file) {
+			p->from_file = true;
+			p->file_off = off;
+			p->data_len = len;
+			bhs_set_dsl(p->bhs, len);
+		} else {
+			tx_pdu_set_data(p, cmd->buf + off, len, false);
+		}
 		conn_queue(c, p);
 		off += len;
 	}
@@ -252,9 +259,13 @@ task_done(struct scsi_cmd *cmd)
 	task_retire(t);
 	if (was_exec) {
 		conn_put(c);
-		/* Completions arrive outside the connection's event: flush. */
-		conn_log_prefix(c);
-		conn_flush(c);
+		/* Completions arrive outside the connection's event: flush.
+		 * Within it (commands answered at once), conn_event flushes
+		 * them all in one go at its end. */
+		if (!c->in_event) {
+			conn_log_prefix(c);
+			conn_flush(c);
+		}
 	}
 }
 
@@ -356,6 +367,9 @@ cmd_scsi(struct iscsi_conn *c, uint8_t *bhs, uint8_t *data, uint32_t dsl)
 		   (flags & 0x20 ? SCSI_DIR_WRITE : 0);
 	cmd->edtl = edtl;
 	cmd->done = task_done;
+	/* Data-In from the page cache needs no copy unless a digest must
+	 * be computed over it. */
+	cmd->data_file_ok = !c->params.data_digest;
 
 	if (c->ntasks > TASKS_PER_CONN_MAX(ci->queue_depth)) {
 		free(data);

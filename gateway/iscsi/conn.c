@@ -588,6 +588,7 @@ conn_event(struct ev_handler *h, uint32_t events)
 	if (c->state == CONN_CLOSED)
 		return;
 	conn_log_prefix(c);
+	c->in_event = true;
 	if (events & EPOLLOUT)
 		conn_flush(c);
 	if (c->state == CONN_CLOSED)
@@ -602,9 +603,11 @@ conn_event(struct ev_handler *h, uint32_t events)
 				break;
 		}
 	}
+	c->in_event = false;
 	if (c->state != CONN_CLOSED)
 		conn_flush(c);
 out:
+	c->in_event = false;
 	log_set_prefix(NULL);
 }
 

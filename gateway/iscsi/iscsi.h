@@ -158,6 +158,10 @@ struct tx_pdu {
 	uint8_t bhs[ISCSI_BHS_LEN];
 	const uint8_t *data;		/* lent: points into task or owned */
 	uint32_t data_len;
+	/* Or the data is in a file: bytes [file_off, file_off+data_len)
+	 * of task's command data, sent with scsi_cmd_send_data. */
+	bool from_file;
+	uint32_t file_off;
 	void *owned;			/* freed when sent */
 	struct iscsi_task *task;	/* reference released when sent */
 	size_t sent;
@@ -228,6 +232,7 @@ struct iscsi_conn {
 	bool draining;			/* shutdown: no new commands */
 	bool login_busy;		/* login waits for image provisioning */
 	uint32_t ev_mask;		/* the events registered with epoll */
+	bool in_event;			/* conn_event runs: it flushes at its end */
 	char peer[80];			/* "ip:port", for logs */
 	struct sockaddr_storage peer_sa;	/* for a target's "networks" */
 	char local_host[64];
