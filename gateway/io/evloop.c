@@ -171,10 +171,6 @@ evloop_run(struct evloop *l)
 			struct ev_handler *h = evs[i].data.ptr;
 			h->cb(h, evs[i].events);
 		}
-		/* No callback of the batch is left to run: what the
-		 * callbacks closed can be freed now. */
-		if (n > 0 && l->after)
-			l->after(l->after_opaque);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (l->tick && (now.tv_sec > l->last_tick.tv_sec + 1 ||
 				(now.tv_sec == l->last_tick.tv_sec + 1 &&
@@ -182,6 +178,11 @@ evloop_run(struct evloop *l)
 			l->last_tick = now;
 			l->tick(l->tick_opaque);
 		}
+		/* No callback of the batch is left to run: what the
+		 * callbacks closed can be freed now, what they left to send
+		 * sent. */
+		if (l->after)
+			l->after(l->after_opaque);
 	}
 	l->stop = false;
 }

@@ -259,13 +259,11 @@ task_done(struct scsi_cmd *cmd)
 	task_retire(t);
 	if (was_exec) {
 		conn_put(c);
-		/* Completions arrive outside the connection's event: flush.
-		 * Within it (commands answered at once), conn_event flushes
-		 * them all in one go at its end. */
-		if (!c->in_event) {
-			conn_log_prefix(c);
-			conn_flush(c);
-		}
+		/* Within the connection's event (commands answered at once)
+		 * conn_event flushes at its end; completions from workers
+		 * are flushed after their batch, together. */
+		if (!c->in_event)
+			conn_flush_later(c);
 	}
 }
 

@@ -233,6 +233,8 @@ struct iscsi_conn {
 	bool login_busy;		/* login waits for image provisioning */
 	uint32_t ev_mask;		/* the events registered with epoll */
 	bool in_event;			/* conn_event runs: it flushes at its end */
+	bool flush_queued;		/* on iscsi_g.flush_list */
+	struct iscsi_conn *flush_next;
 	char peer[80];			/* "ip:port", for logs */
 	struct sockaddr_storage peer_sa;	/* for a target's "networks" */
 	char local_host[64];
@@ -241,6 +243,8 @@ struct iscsi_conn {
 	time_t created, last_rx;
 	time_t logout_at;		/* when CONN_LOGOUT began (tick) */
 	/* Receive state machine. */
+	uint8_t *rxb;			/* read-ahead, full feature phase only */
+	uint32_t rxb_off, rxb_len;	/* unconsumed: [rxb_off, rxb_len) */
 	enum rx_stage rx_stage;
 	uint8_t rx_bhs[ISCSI_BHS_LEN];
 	uint32_t rx_got;
@@ -321,6 +325,9 @@ struct iscsi_globals {
 	uint16_t next_tsih;
 	bool shutting_down;
 	bool reap_wanted;		/* a connection closed: reap soon */
+	/* Connections with responses from completions to send: flushed
+	 * once after the batch of events (each holds a reference). */
+	struct iscsi_conn *flush_list;
 };
 extern struct iscsi_globals iscsi_g;
 
@@ -364,6 +371,11 @@ void conn_reap(void);
 /* After each batch of events: reap closed connections at once, so a
  * session's images are released as soon as its connection is gone. */
 void conn_after_batch(void *opaque);
+/* Send c's queued responses after this batch of events, with those of
+ * every other completion of the batch: one send per connection. */
+void conn_flush_later(struct iscsi_conn *c);
+/* Flush the connections conn_flush_later queued (conn_after_batch). */
+void conn_flush_queued(void);
 void conn_log_prefix(struct iscsi_conn *c);
 /* Reading resumes when the connection can take more commands. */
 void conn_update_events(struct iscsi_conn *c);
