@@ -153,7 +153,8 @@ backend_open(struct backend *b, bool readonly)
 		int fd;
 		uint64_t off;
 
-		b->can_read_fd = b->ops.read_fd(b->handle, 0, 0, &fd, &off) == 0;
+		b->can_read_fd =
+			b->ops.read_fd(b->handle, 0, 0, &fd, &off) == 0;
 	}
 	if (b->ops.block_size &&
 	    b->ops.block_size(b->handle, &b->pref_logical, &b->pref_physical) < 0)

@@ -144,7 +144,8 @@ evloop_complete(struct io_job *job)
 	do
 		job->next = old;
 	while (!__atomic_compare_exchange_n(&l->done, &old, job, true,
-					    __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+					    __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED));
 	/* Only the first completion of a batch wakes the loop: the loop
 	 * reads the eventfd before it takes the stack, so a job pushed
 	 * onto an empty stack after that read finds it written again. */

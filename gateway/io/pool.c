@@ -47,7 +47,7 @@ worker(void *arg)
 		if (!head)
 			tail = NULL;
 		queued--;
-		/* More work than hands: wake the next worker (see io_submit). */
+		/* More work than hands: wake the next one (see io_submit). */
 		wake = queued && idle > waking && !waking;
 		if (wake)
 			waking++;

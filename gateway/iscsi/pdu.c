@@ -185,7 +185,7 @@ conn_flush(struct iscsi_conn *c)
 					       h->file_off + done,
 					       h->data_len - done);
 			if (r == 0) {
-				conn_close(c, "backing file shorter than the read");
+				conn_close(c, "backing file shorter than read");
 				return;
 			}
 		} else {
