@@ -520,9 +520,16 @@ rx_read(struct iscsi_conn *c, uint8_t *dst, uint32_t want)
 		return read(c->ev.fd, dst, want);
 	if (!c->rxb && !(c->rxb = malloc(RXB_SIZE)))
 		return read(c->ev.fd, dst, want);
+	/* The last read emptied the socket: the read() that would only
+	 * say EAGAIN is left to epoll, which reports anything new. */
+	if (c->rx_drained) {
+		errno = EAGAIN;
+		return -1;
+	}
 	r = read(c->ev.fd, c->rxb, RXB_SIZE);
 	if (r <= 0)
 		return r;
+	c->rx_drained = r < (ssize_t)RXB_SIZE;
 	n = MIN(want, (uint32_t)r);
 	memcpy(dst, c->rxb, n);
 	c->rxb_off = n;
@@ -661,6 +668,7 @@ conn_event(struct ev_handler *h, uint32_t events)
 	if (c->state == CONN_CLOSED)
 		goto out;
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+		c->rx_drained = false;
 		/* Bounded work per wakeup keeps other connections served;
 		 * what the read-ahead buffer holds is handled now, though:
 		 * the socket may have nothing more to wake us for it. */

@@ -232,7 +232,7 @@ struct iscsi_conn {
 	bool draining;			/* shutdown: no new commands */
 	bool login_busy;		/* login waits for image provisioning */
 	uint32_t ev_mask;		/* the events registered with epoll */
-	bool in_event;			/* conn_event runs: it flushes at its end */
+	bool in_event;			/* in conn_event, which flushes */
 	bool flush_queued;		/* on iscsi_g.flush_list */
 	struct iscsi_conn *flush_next;
 	char peer[80];			/* "ip:port", for logs */
@@ -243,8 +243,10 @@ struct iscsi_conn {
 	time_t created, last_rx;
 	time_t logout_at;		/* when CONN_LOGOUT began (tick) */
 	/* Receive state machine. */
-	uint8_t *rxb;			/* read-ahead, full feature phase only */
+	uint8_t *rxb;			/* read-ahead, in full feature phase */
 	uint32_t rxb_off, rxb_len;	/* unconsumed: [rxb_off, rxb_len) */
+	bool rx_drained;		/* a read came back short: wait for
+					 * epoll before the next */
 	enum rx_stage rx_stage;
 	uint8_t rx_bhs[ISCSI_BHS_LEN];
 	uint32_t rx_got;
