@@ -1,8 +1,10 @@
 #!/bin/bash
 # Reads served from the page cache by the network thread (a file LUN
-# without "direct"): copied with preadv2(RWF_NOWAIT) below 64 KiB, sent
-# with sendfile(2) from 64 KiB when no data digest is in use, and by a
-# worker when the blocks are not cached.  A raw initiator checks every
+# without "direct"): copied with preadv2(RWF_NOWAIT) up to 256 KiB, sent
+# with sendfile(2) from 64 KiB when no data digest is in use and the
+# initiator is not on a loopback address (through a non-loopback address
+# of this host, when it has one), and by a worker when the blocks are not
+# cached.  A raw initiator checks every
 # byte against the file: with and without data digests, with Data-In PDUs
 # of 8 KiB and of 256 KiB, page-unaligned ranges, eight reads in flight
 # at once (their PDUs interleaved on the wire), a read of data just
@@ -18,11 +20,12 @@ write_map "$TMP/map.json" $port "{ \"lun\": 0, \"backend\": { \"type\": \"file\"
 start_gw "$TMP/map.json"
 
 check() {	# check LABEL: the raw reads against the file
-	PYTHONPATH="$SRCDIR/t" python3 - "$port" "$TARGET" "$TMP/disk.img" "$1" <<'PY' || fail "page-cache reads ($1)"
+	PYTHONPATH="$SRCDIR/t" python3 - "$port" "$TARGET" "$TMP/disk.img" "$1" "${2:-127.0.0.1}" <<'PY' || fail "page-cache reads ($1)"
 import os, sys, struct
 from iscsi_raw import Conn
 port, target, path, label = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-cold = label == "not cached"
+host = sys.argv[5]
+cold = label.startswith("not cached")
 
 def drop():
     """Not cached: the file's pages dropped before each read."""
@@ -33,7 +36,7 @@ def drop():
         os.close(fd)
 
 def session(dd, mrdsl):
-    c = Conn("127.0.0.1", port)
+    c = Conn(host, port)
     extra = b"DataDigest=%s\0MaxRecvDataSegmentLength=%d\0" % (
         b"CRC32C" if dd else b"None", mrdsl)
     st, data = c.login("iqn.2026-11.org.example:pcr", target, extra=extra)
@@ -116,3 +119,16 @@ PY
 
 check cached
 check "not cached"
+
+# sendfile: through an address of this host that is not a loopback one.
+ip=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -1)
+if [ -n "$ip" ]; then
+	port=$(free_port)
+	sed "s/127\.0\.0\.1:[0-9]*/$ip:$port/" "$TMP/map.json" >"$TMP/map2.json"
+	start_gw "$TMP/map2.json"
+	cat "$TMP/disk.img" >/dev/null
+	check "cached, via $ip" "$ip"
+	check "not cached, via $ip" "$ip"
+else
+	note "no non-loopback IPv4 address: sendfile not exercised"
+fi

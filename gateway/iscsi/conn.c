@@ -202,6 +202,23 @@ conn_reap(void)
 
 static void conn_event(struct ev_handler *h, uint32_t events);
 
+/* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+static bool
+sa_is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+		return (ntohl(s->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a =
+			&((const struct sockaddr_in6 *)ss)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
 void
 conn_accept(int fd, const char *peer, const char *lhost, unsigned lport)
 {
@@ -227,6 +244,7 @@ conn_accept(int fd, const char *peer, const char *lhost, unsigned lport)
 		if (getpeername(fd, (struct sockaddr *)&c->peer_sa, &len) < 0)
 			c->peer_sa.ss_family = AF_UNSPEC;
 	}
+	c->peer_loopback = sa_is_loopback(&c->peer_sa);
 	c->ev.fd = fd;
 	c->ev.cb = conn_event;
 	c->loop = iscsi_g.loop;

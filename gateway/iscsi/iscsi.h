@@ -237,6 +237,7 @@ struct iscsi_conn {
 	struct iscsi_conn *flush_next;
 	char peer[80];			/* "ip:port", for logs */
 	struct sockaddr_storage peer_sa;	/* for a target's "networks" */
+	bool peer_loopback;		/* peer_sa is a loopback address */
 	char local_host[64];
 	unsigned local_port;
 	uint16_t cid;

@@ -456,8 +456,9 @@ submit(struct scsi_cmd *cmd, int op, uint64_t offset, uint32_t length,
 /* Reads the loop thread serves itself from the page cache (read_fd in
  * iscsi-gw-backend.h), without the two thread hand-offs of a worker:
  *  - from SENDFILE_MIN bytes, when the transport can send from a file
- *    and cachestat(2) finds every page of the range cached, the data is
- *    not copied at all: the transport sendfile()s it (IET's sendpage);
+ *    (data_file_ok: no data digest, an initiator not on loopback) and
+ *    cachestat(2) finds every page of the range cached, the data is not
+ *    copied at all: the transport sendfile()s it (IET's sendpage);
  *  - up to INLINE_COPY_MAX bytes, preadv2(RWF_NOWAIT) copies what is
  *    cached into buf, and anything else (EAGAIN, a short read) goes to
  *    a worker as before.
