@@ -151,6 +151,13 @@ backend_open(struct backend *b, bool readonly)
 	b->can_atomic = ask(b, b->ops.can_atomic, false);
 	b->can_async = !b->serialise && b->ops.async_pread &&
 		       b->ops.async_pwrite && ask(b, b->ops.can_async, false);
+	if (b->ops.read_fd && !b->serialise) {
+		int fd;
+		uint64_t off;
+
+		b->can_read_fd =
+			b->ops.read_fd(b->handle, 0, 0, &fd, &off) == 0;
+	}
 	if (b->ops.block_size &&
 	    b->ops.block_size(b->handle, &b->pref_logical, &b->pref_physical) < 0)
 		b->pref_logical = b->pref_physical = 0;
@@ -326,4 +333,13 @@ backend_extents(struct backend *b, uint64_t count, uint64_t offset,
 		return 0;
 	}
 	return b->ops.extents(b->handle, count, offset, run_len, allocated);
+}
+
+int
+backend_read_fd(struct backend *b, uint64_t offset, uint32_t count, int *fd,
+		uint64_t *fd_offset)
+{
+	if (!b->can_read_fd)
+		return -EOPNOTSUPP;
+	return b->ops.read_fd(b->handle, offset, count, fd, fd_offset);
 }

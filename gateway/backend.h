@@ -24,6 +24,7 @@ struct backend {
 	/* Reads and writes may go through async_pread/async_pwrite (the
 	 * backend's answer, a parallel thread model, both calls set). */
 	bool can_async;
+	bool can_read_fd;	/* read_fd answers (parallel backends only) */
 	uint32_t pref_logical, pref_physical;	/* 0 when not told */
 	/* Serialises data calls for SERIALIZE_* thread models. */
 	pthread_mutex_t lock;
@@ -62,6 +63,10 @@ int backend_trim(struct backend *b, uint64_t count, uint64_t offset,
 		 uint32_t flags);
 int backend_zero(struct backend *b, uint64_t count, uint64_t offset,
 		 uint32_t flags);
+/* Where [offset, offset+count) can be read through the page cache: see
+ * read_fd in iscsi-gw-backend.h.  0, or -EOPNOTSUPP. */
+int backend_read_fd(struct backend *b, uint64_t offset, uint32_t count,
+		    int *fd, uint64_t *fd_offset);
 int backend_extents(struct backend *b, uint64_t count, uint64_t offset,
 		    uint64_t *run_len, int *allocated);
 

@@ -151,6 +151,17 @@ struct igw_backend {
 	 * can be restarted and stopped).  0 or -errno (message set): the
 	 * daemon does not start. */
 	int (*set_owner)(void *handle, uint32_t uid, uint32_t gid);
+
+	/* Optional, any thread: where the bytes [offset, offset+count) of the
+	 * device lie in a file descriptor read through the page cache (a
+	 * file or block device opened without O_DIRECT).  Sets *fd, valid
+	 * until close, and *fd_offset, and returns 0; the core may then
+	 * read cached data itself (preadv2 with RWF_NOWAIT on its network
+	 * thread) or send it to the socket with sendfile(2) instead of
+	 * calling pread.  Missing, or -EOPNOTSUPP: reads go through pread.
+	 * Only asked of backends with IGW_THREAD_MODEL_PARALLEL. */
+	int (*read_fd)(void *handle, uint64_t offset, uint32_t count, int *fd,
+		       uint64_t *fd_offset);
 };
 
 /* Set the message the core prints when a call returns an error. */

@@ -404,6 +404,21 @@ bd_async_pwrite(void *p, const void *buf, uint32_t count, uint64_t offset,
 			   (flags & IGW_FLAG_FUA) != 0, done, opaque);
 }
 
+/* Reads through the page cache: the core may read the device itself. */
+static int
+bd_read_fd(void *p, uint64_t offset, uint32_t count, int *fd,
+	   uint64_t *fd_offset)
+{
+	struct bd_handle *h = p;
+
+	(void)count;
+	if (h->inst->direct)
+		return -EOPNOTSUPP;
+	*fd = h->fd;
+	*fd_offset = offset;
+	return 0;
+}
+
 static struct igw_backend blockdev_backend = {
 	.name = "blockdev",
 	.description = "a block device (LVM LV, MD array, loop device...)",
@@ -429,6 +444,7 @@ static struct igw_backend blockdev_backend = {
 	.can_async = bd_can_async,
 	.async_pread = bd_async_pread,
 	.async_pwrite = bd_async_pwrite,
+	.read_fd = bd_read_fd,
 };
 
 IGW_REGISTER_BACKEND(blockdev_backend, IGW_THREAD_MODEL_PARALLEL)

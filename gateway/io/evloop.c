@@ -21,8 +21,9 @@
 struct evloop {
 	int epfd;
 	struct ev_handler wake;		/* eventfd, completions pending */
-	pthread_mutex_t lock;
-	struct io_job *done_head, *done_tail;	/* lock */
+	/* Finished jobs, newest first: workers push without a lock, the
+	 * loop takes the whole stack at once (atomics). */
+	struct io_job *done;
 	bool stop;
 	void (*tick)(void *);
 	void *tick_opaque;
@@ -37,14 +38,18 @@ drain_completions(struct ev_handler *h, uint32_t events)
 	struct evloop *l = (struct evloop *)((char *)h -
 					     offsetof(struct evloop, wake));
 	uint64_t v;
-	struct io_job *job;
+	struct io_job *job = NULL, *stack;
 
 	if (read(l->wake.fd, &v, sizeof v) < 0 && errno != EAGAIN)
 		log_warn("eventfd read: %m");
-	pthread_mutex_lock(&l->lock);
-	job = l->done_head;
-	l->done_head = l->done_tail = NULL;
-	pthread_mutex_unlock(&l->lock);
+	stack = __atomic_exchange_n(&l->done, NULL, __ATOMIC_ACQUIRE);
+	/* Oldest first, as they finished. */
+	while (stack) {
+		struct io_job *next = stack->next;
+		stack->next = job;
+		job = stack;
+		stack = next;
+	}
 	while (job) {
 		struct io_job *next = job->next;
 		job->next = NULL;
@@ -72,7 +77,6 @@ evloop_new(void)
 		errno = e;
 		return NULL;
 	}
-	pthread_mutex_init(&l->lock, NULL);
 	l->wake.cb = drain_completions;
 	evloop_add(l, &l->wake, EPOLLIN);
 	return l;
@@ -85,7 +89,6 @@ evloop_free(struct evloop *l)
 		return;
 	close(l->epfd);
 	close(l->wake.fd);
-	pthread_mutex_destroy(&l->lock);
 	free(l);
 }
 
@@ -135,20 +138,18 @@ void
 evloop_complete(struct io_job *job)
 {
 	struct evloop *l = job->loop;
-	bool was_empty;
+	struct io_job *old = __atomic_load_n(&l->done, __ATOMIC_RELAXED);
 	uint64_t one = 1;
 
-	job->next = NULL;
-	pthread_mutex_lock(&l->lock);
-	was_empty = !l->done_head;
-	if (l->done_tail)
-		l->done_tail->next = job;
-	else
-		l->done_head = job;
-	l->done_tail = job;
-	pthread_mutex_unlock(&l->lock);
-	/* Only the first completion of a batch wakes the loop. */
-	if (was_empty && write(l->wake.fd, &one, sizeof one) < 0 &&
+	do
+		job->next = old;
+	while (!__atomic_compare_exchange_n(&l->done, &old, job, true,
+					    __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED));
+	/* Only the first completion of a batch wakes the loop: the loop
+	 * reads the eventfd before it takes the stack, so a job pushed
+	 * onto an empty stack after that read finds it written again. */
+	if (!old && write(l->wake.fd, &one, sizeof one) < 0 &&
 	    errno != EAGAIN)
 		log_warn("eventfd write: %m");
 }
@@ -171,10 +172,6 @@ evloop_run(struct evloop *l)
 			struct ev_handler *h = evs[i].data.ptr;
 			h->cb(h, evs[i].events);
 		}
-		/* No callback of the batch is left to run: what the
-		 * callbacks closed can be freed now. */
-		if (n > 0 && l->after)
-			l->after(l->after_opaque);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (l->tick && (now.tv_sec > l->last_tick.tv_sec + 1 ||
 				(now.tv_sec == l->last_tick.tv_sec + 1 &&
@@ -182,6 +179,11 @@ evloop_run(struct evloop *l)
 			l->last_tick = now;
 			l->tick(l->tick_opaque);
 		}
+		/* No callback of the batch is left to run: what the
+		 * callbacks closed can be freed now, what they left to send
+		 * sent. */
+		if (l->after)
+			l->after(l->after_opaque);
 	}
 	l->stop = false;
 }

@@ -43,8 +43,8 @@ void evloop_free(struct evloop *l);
 int evloop_add(struct evloop *l, struct ev_handler *h, uint32_t events);
 int evloop_mod(struct evloop *l, struct ev_handler *h, uint32_t events);
 void evloop_del(struct evloop *l, struct ev_handler *h);
-/* Called on the loop thread after each batch of events, when no event
- * callback is running. */
+/* Called on the loop thread after each batch of events (and tick), when
+ * no event callback is running. */
 void evloop_set_after(struct evloop *l, void (*after)(void *), void *opaque);
 /* Called once a second on the loop thread. */
 void evloop_set_tick(struct evloop *l, void (*tick)(void *), void *opaque);

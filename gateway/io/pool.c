@@ -15,6 +15,9 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static struct io_job *head, *tail;	/* lock */
+static unsigned queued;			/* lock: jobs in the queue */
+static unsigned idle;			/* lock: workers in cond_wait */
+static unsigned waking;			/* lock: signalled, not yet up */
 static bool stopping;			/* lock */
 static pthread_t *threads;
 static unsigned nthreads;
@@ -25,10 +28,16 @@ worker(void *arg)
 	log_set_prefix("io");
 	for (;;) {
 		struct io_job *job;
+		bool wake;
 
 		pthread_mutex_lock(&lock);
-		while (!head && !stopping)
+		while (!head && !stopping) {
+			idle++;
 			pthread_cond_wait(&cond, &lock);
+			idle--;
+			if (waking)
+				waking--;
+		}
 		if (!head) {
 			pthread_mutex_unlock(&lock);
 			return NULL;
@@ -37,7 +46,14 @@ worker(void *arg)
 		head = job->next;
 		if (!head)
 			tail = NULL;
+		queued--;
+		/* More work than hands: wake the next one (see io_submit). */
+		wake = queued && idle > waking && !waking;
+		if (wake)
+			waking++;
 		pthread_mutex_unlock(&lock);
+		if (wake)
+			pthread_cond_signal(&cond);
 
 		job->next = NULL;
 		job->fn(job);
@@ -78,9 +94,20 @@ io_pool_stop(void)
 	stopping = false;
 }
 
+/* Wake-ups are chained: a sleeping worker is woken only when no other
+ * is on its way up, and each worker that takes a job and still sees some
+ * queued wakes the next.  Busy workers take the next job before they
+ * sleep again.  So a burst of quick jobs (page-cache writes) is served
+ * by a few workers that stay up rather than by one wake-up per job, and
+ * slow ones (a disk) still bring up every worker, one wake-up latency
+ * apart.  The signal goes after the unlock, so the woken worker does not
+ * run into the mutex still held here.  (The futex hand-offs were a third
+ * of the CPU time of 4 KB random writes.) */
 void
 io_submit(struct io_job *job)
 {
+	bool wake;
+
 	job->next = NULL;
 	pthread_mutex_lock(&lock);
 	if (tail)
@@ -88,6 +115,11 @@ io_submit(struct io_job *job)
 	else
 		head = job;
 	tail = job;
-	pthread_cond_signal(&cond);
+	queued++;
+	wake = idle > waking && !waking;
+	if (wake)
+		waking++;
 	pthread_mutex_unlock(&lock);
+	if (wake)
+		pthread_cond_signal(&cond);
 }

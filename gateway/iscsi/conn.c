@@ -79,7 +79,11 @@ conn_update_events(struct iscsi_conn *c)
 		ev |= EPOLLIN | EPOLLRDHUP;
 	if (c->tx_head)
 		ev |= EPOLLOUT;
-	evloop_mod(c->loop, &c->ev, ev);
+	/* Most calls change nothing: spare the loop an epoll_ctl. */
+	if (ev == c->ev_mask)
+		return;
+	if (evloop_mod(c->loop, &c->ev, ev) == 0)
+		c->ev_mask = ev;
 }
 
 void
@@ -135,6 +139,7 @@ conn_free(struct iscsi_conn *c)
 		session_free(c->sess);
 	login_free(c);
 	free(c->rx_data_owned);
+	free(c->rxb);
 	free(c->text_pending);
 	free(c);
 }
@@ -149,8 +154,38 @@ conn_allowed(const struct iscsi_conn *c, const struct target *t,
 }
 
 void
+conn_flush_later(struct iscsi_conn *c)
+{
+	if (c->flush_queued)
+		return;
+	c->flush_queued = true;
+	conn_get(c);
+	c->flush_next = iscsi_g.flush_list;
+	iscsi_g.flush_list = c;
+}
+
+void
+conn_flush_queued(void)
+{
+	while (iscsi_g.flush_list) {
+		struct iscsi_conn *c = iscsi_g.flush_list;
+
+		iscsi_g.flush_list = c->flush_next;
+		c->flush_next = NULL;
+		c->flush_queued = false;
+		if (c->state != CONN_CLOSED) {
+			conn_log_prefix(c);
+			conn_flush(c);
+			log_set_prefix(NULL);
+		}
+		conn_put(c);
+	}
+}
+
+void
 conn_after_batch(void *opaque)
 {
+	conn_flush_queued();
 	if (iscsi_g.reap_wanted) {
 		iscsi_g.reap_wanted = false;
 		conn_reap();
@@ -170,6 +205,23 @@ conn_reap(void)
 }
 
 static void conn_event(struct ev_handler *h, uint32_t events);
+
+/* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+static bool
+sa_is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+		return (ntohl(s->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a =
+			&((const struct sockaddr_in6 *)ss)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
 
 void
 conn_accept(int fd, const char *peer, const char *lhost, unsigned lport)
@@ -196,6 +248,7 @@ conn_accept(int fd, const char *peer, const char *lhost, unsigned lport)
 		if (getpeername(fd, (struct sockaddr *)&c->peer_sa, &len) < 0)
 			c->peer_sa.ss_family = AF_UNSPEC;
 	}
+	c->peer_loopback = sa_is_loopback(&c->peer_sa);
 	c->ev.fd = fd;
 	c->ev.cb = conn_event;
 	c->loop = iscsi_g.loop;
@@ -212,7 +265,8 @@ conn_accept(int fd, const char *peer, const char *lhost, unsigned lport)
 		c->next->prev = c;
 	iscsi_g.conns = c;
 	iscsi_g.nconns++;
-	if (evloop_add(c->loop, &c->ev, EPOLLIN | EPOLLRDHUP) < 0) {
+	c->ev_mask = EPOLLIN | EPOLLRDHUP;
+	if (evloop_add(c->loop, &c->ev, c->ev_mask) < 0) {
 		conn_close(c, "epoll");
 		return;
 	}
@@ -462,6 +516,49 @@ data_digest_ok(struct iscsi_conn *c)
 	return le32toh(got) == d;
 }
 
+/* Bytes a read() asks for in full feature phase: several PDUs' worth of
+ * headers and small data segments in one system call. */
+#define RXB_SIZE (32u << 10)
+
+/* Read up to want bytes for the current stage into dst: first what an
+ * earlier read brought beyond its PDU, then from the socket, through the
+ * read-ahead buffer unless want is large (big data segments land in
+ * place).  During login exactly what is asked is read: nothing is read
+ * past a PDU whose handling may pause the connection (login_busy).
+ * Returns read()'s convention. */
+static ssize_t
+rx_read(struct iscsi_conn *c, uint8_t *dst, uint32_t want)
+{
+	uint32_t n;
+	ssize_t r;
+
+	if (c->rxb_off < c->rxb_len) {
+		n = MIN(want, c->rxb_len - c->rxb_off);
+		memcpy(dst, c->rxb + c->rxb_off, n);
+		c->rxb_off += n;
+		return n;
+	}
+	if (c->state != CONN_FFP || want >= RXB_SIZE / 2)
+		return read(c->ev.fd, dst, want);
+	if (!c->rxb && !(c->rxb = malloc(RXB_SIZE)))
+		return read(c->ev.fd, dst, want);
+	/* The last read emptied the socket: the read() that would only
+	 * say EAGAIN is left to epoll, which reports anything new. */
+	if (c->rx_drained) {
+		errno = EAGAIN;
+		return -1;
+	}
+	r = read(c->ev.fd, c->rxb, RXB_SIZE);
+	if (r <= 0)
+		return r;
+	c->rx_drained = r < (ssize_t)RXB_SIZE;
+	n = MIN(want, (uint32_t)r);
+	memcpy(dst, c->rxb, n);
+	c->rxb_off = n;
+	c->rxb_len = (uint32_t)r;
+	return n;
+}
+
 /* Read what the current stage needs.  Returns 1 progress, 0 would block,
  * -1 closed. */
 static int
@@ -502,7 +599,7 @@ rx_step(struct iscsi_conn *c)
 		break;
 	}
 	if (want) {
-		r = read(c->ev.fd, dst, want);
+		r = rx_read(c, dst, want);
 		if (r < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
@@ -587,13 +684,19 @@ conn_event(struct ev_handler *h, uint32_t events)
 	if (c->state == CONN_CLOSED)
 		return;
 	conn_log_prefix(c);
+	c->in_event = true;
 	if (events & EPOLLOUT)
 		conn_flush(c);
 	if (c->state == CONN_CLOSED)
 		goto out;
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-		/* Bounded work per wakeup keeps other connections served. */
-		for (int i = 0; i < 256 && c->state != CONN_CLOSED; i++) {
+		c->rx_drained = false;
+		/* Bounded work per wakeup keeps other connections served;
+		 * what the read-ahead buffer holds is handled now, though:
+		 * the socket may have nothing more to wake us for it. */
+		for (int i = 0; c->state != CONN_CLOSED; i++) {
+			if (i >= 256 && c->rxb_off == c->rxb_len)
+				break;
 			if (c->draining || c->login_busy ||
 			    c->state == CONN_LOGOUT)
 				break;
@@ -601,9 +704,11 @@ conn_event(struct ev_handler *h, uint32_t events)
 				break;
 		}
 	}
+	c->in_event = false;
 	if (c->state != CONN_CLOSED)
 		conn_flush(c);
 out:
+	c->in_event = false;
 	log_set_prefix(NULL);
 }
 
@@ -654,5 +759,6 @@ conn_tick(void *opaque)
 			conn_flush(c);
 		}
 	}
+	conn_flush_queued();	/* completions outside an event batch */
 	conn_reap();
 }

@@ -161,6 +161,10 @@ struct tx_pdu {
 	uint8_t bhs[ISCSI_BHS_LEN];
 	const uint8_t *data;		/* lent: points into task or owned */
 	uint32_t data_len;
+	/* Or the data is in a file: bytes [file_off, file_off+data_len)
+	 * of task's command data, sent with scsi_cmd_send_data. */
+	bool from_file;
+	uint32_t file_off;
 	void *owned;			/* freed when sent */
 	struct iscsi_task *task;	/* reference released when sent */
 	size_t sent;
@@ -231,15 +235,23 @@ struct iscsi_conn {
 	unsigned refs;
 	bool draining;			/* shutdown: no new commands */
 	bool login_busy;		/* login waits for image provisioning */
-	bool want_out;			/* EPOLLOUT registered */
+	uint32_t ev_mask;		/* the events registered with epoll */
+	bool in_event;			/* in conn_event, which flushes */
+	bool flush_queued;		/* on iscsi_g.flush_list */
+	struct iscsi_conn *flush_next;
 	char peer[80];			/* "ip:port", for logs */
 	struct sockaddr_storage peer_sa;	/* for a target's "networks" */
+	bool peer_loopback;		/* peer_sa is a loopback address */
 	char local_host[64];
 	unsigned local_port;
 	uint16_t cid;
 	time_t created, last_rx;
 	time_t logout_at;		/* when CONN_LOGOUT began (tick) */
 	/* Receive state machine. */
+	uint8_t *rxb;			/* read-ahead, in full feature phase */
+	uint32_t rxb_off, rxb_len;	/* unconsumed: [rxb_off, rxb_len) */
+	bool rx_drained;		/* a read came back short: wait for
+					 * epoll before the next */
 	enum rx_stage rx_stage;
 	uint8_t rx_bhs[ISCSI_BHS_LEN];
 	uint32_t rx_got;
@@ -320,6 +332,9 @@ struct iscsi_globals {
 	uint16_t next_tsih;
 	bool shutting_down;
 	bool reap_wanted;		/* a connection closed: reap soon */
+	/* Connections with responses from completions to send: flushed
+	 * once after the batch of events (each holds a reference). */
+	struct iscsi_conn *flush_list;
 };
 extern struct iscsi_globals iscsi_g;
 
@@ -363,6 +378,11 @@ void conn_reap(void);
 /* After each batch of events: reap closed connections at once, so a
  * session's images are released as soon as its connection is gone. */
 void conn_after_batch(void *opaque);
+/* Send c's queued responses after this batch of events, with those of
+ * every other completion of the batch: one send per connection. */
+void conn_flush_later(struct iscsi_conn *c);
+/* Flush the connections conn_flush_later queued (conn_after_batch). */
+void conn_flush_queued(void);
 void conn_log_prefix(struct iscsi_conn *c);
 /* Reading resumes when the connection can take more commands. */
 void conn_update_events(struct iscsi_conn *c);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <endian.h>
@@ -122,9 +123,18 @@ wire_len(const struct tx_pdu *p)
 	       ((4 - (p->data_len & 3)) & 3) + p->ddig_len;
 }
 
-/* Add the parts of p not yet sent to iov; returns the new count. */
+/* Bytes of p before its data: header and header digest. */
+static size_t
+head_len(const struct tx_pdu *p)
+{
+	return ISCSI_BHS_LEN + p->hdig_len;
+}
+
+/* Add the parts of p not yet sent to iov; returns the new count.  Sets
+ * *stop when p's data comes from a file and is next: the caller sends
+ * what was gathered, then the data with sendfile. */
 static int
-gather(const struct tx_pdu *p, struct iovec *iov, int n)
+gather(const struct tx_pdu *p, struct iovec *iov, int n, bool *stop)
 {
 	const struct {
 		const void *base;
@@ -143,6 +153,10 @@ gather(const struct tx_pdu *p, struct iovec *iov, int n)
 			off -= part[i].len;
 			continue;
 		}
+		if (i == 2 && p->from_file) {
+			*stop = true;
+			return n;
+		}
 		iov[n].iov_base = (char *)part[i].base + off;
 		iov[n++].iov_len = part[i].len - off;
 		off = 0;
@@ -154,14 +168,38 @@ void
 conn_flush(struct iscsi_conn *c)
 {
 	while (c->tx_head && c->state != CONN_CLOSED) {
+		struct tx_pdu *h = c->tx_head;
 		struct iovec iov[64];
+		bool stop = false;
 		int n = 0;
 		ssize_t r;
 
-		/* Gather up to 12 PDUs (5 vectors each). */
-		for (struct tx_pdu *p = c->tx_head; p && n + 5 <= 64; p = p->next)
-			n = gather(p, iov, n);
-		r = writev(c->ev.fd, iov, n);
+		if (h->from_file && h->sent >= head_len(h) &&
+		    h->sent < head_len(h) + h->data_len) {
+			/* Its header is out: the data, from the page cache
+			 * to the socket without a copy.  Partial on a full
+			 * socket, like writev. */
+			uint32_t done = h->sent - head_len(h);
+
+			r = scsi_cmd_send_data(&h->task->cmd, c->ev.fd,
+					       h->file_off + done,
+					       h->data_len - done);
+			if (r == 0) {
+				conn_close(c, "backing file shorter than read");
+				return;
+			}
+		} else {
+			struct msghdr m = { .msg_iov = iov };
+
+			/* Gather up to 12 PDUs (5 vectors each), up to the
+			 * data of one sent from a file: its header leaves
+			 * with MSG_MORE, to share a segment with the data. */
+			for (struct tx_pdu *p = h; p && !stop && n + 5 <= 64;
+			     p = p->next)
+				n = gather(p, iov, n, &stop);
+			m.msg_iovlen = n;
+			r = sendmsg(c->ev.fd, &m, stop ? MSG_MORE : 0);
+		}
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;

@@ -242,6 +242,7 @@ scsi_cmd_exec(struct scsi_cmd *cmd)
 	cmd->sense_len = 0;
 	cmd->data_len = 0;
 	cmd->xfer_len = 0;
+	cmd->data_in_file = false;
 
 	op = scsi_find_op(cmd->cdb, &sa);
 	if (log_debug_on[LOG_AREA_SCSI])

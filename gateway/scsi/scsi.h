@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "io/io.h"
 
@@ -119,6 +120,9 @@ struct scsi_cmd {
 	uint32_t edtl;			/* expected data transfer length */
 	uint8_t *buf;			/* edtl bytes, owned by transport */
 	void (*done)(struct scsi_cmd *);	/* loop thread */
+	/* The transport can send data-in straight from a file
+	 * (scsi_cmd_send_data): no digest is computed over it. */
+	bool data_file_ok;
 
 	/* Set by the SCSI layer. */
 	uint32_t xfer_len;		/* bytes the CDB asks to move */
@@ -126,6 +130,12 @@ struct scsi_cmd {
 	uint8_t status;
 	uint8_t sense_len;
 	uint8_t sense[SCSI_SENSE_MAX];
+	/* With data_file_ok, a read may leave its data_len bytes in the
+	 * page cache of data_fd at data_fd_off instead of in buf: the
+	 * transport sends them with scsi_cmd_send_data. */
+	bool data_in_file;
+	int data_fd;
+	uint64_t data_fd_off;
 
 	/* SCSI layer only: the backend request on the worker pool. */
 	struct io_job job;
@@ -151,6 +161,13 @@ void scsi_cmd_exec(struct scsi_cmd *cmd);
 /* How many IO workers one LUN may hold at once (sbc.c); set from
  * io_threads at start-up. */
 void scsi_set_lun_worker_limit(unsigned io_threads);
+
+/* Loop thread: send bytes [off, off+len) of a data_in_file command's
+ * data to the socket with sendfile(2), under the LUN's write lock shared
+ * as a worker's read would be (it waits for a COMPARE AND WRITE, ORWRITE
+ * or WRITE ATOMIC in progress).  Returns what sendfile returns. */
+ssize_t scsi_cmd_send_data(struct scsi_cmd *cmd, int sock, uint32_t off,
+			   uint32_t len);
 
 /* Complete a command: clip data_len and call cmd->done. */
 void scsi_cmd_complete(struct scsi_cmd *cmd);
