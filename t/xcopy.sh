@@ -8,7 +8,10 @@
 # COPY RESULTS reports the held status.  qemu-img reads both copies back
 # through iscsi:// and they must equal the source.  Refusals: a read-only
 # destination (DATA PROTECT), a range past the end (COPY ABORTED), a
-# designator of no LUN (COPY ABORTED).  Then libiscsi's ExtendedCopy and
+# designator of no LUN (COPY ABORTED), and a LUN of a target the sender has
+# no session with, as source or destination (COPY ABORTED, UNREACHABLE
+# COPY TARGET: a copy is no way around another target's ACL, CHAP or
+# networks).  Then libiscsi's ExtendedCopy and
 # ReceiveCopyResults suites on a 512-byte and a 4096-byte LUN: none may
 # fail or skip.  Does not check the copy's
 # durability across a crash (t/durability.sh covers WRITE's) nor
@@ -148,6 +151,19 @@ assert st == 2 and sense[2] & 0x0f == 0x0a and sense[12:14] == b"\x08\x04", \
 st, sense, _ = xcopy(b, 2, [cscd(d512, 512), cscd(src, 512)],
                      [b2b(0, 1, 8, 0, 0)])
 assert st == 0, (st, sense.hex())
+# An initiator with a session on the first target only cannot reach the
+# second target's LUNs through a copy (its ACL, CHAP and network checks
+# are not bypassed): they name no LUN for it.
+e = Conn("127.0.0.1", port)
+assert e.login("iqn.2026-11.org.example:elsewhere", t1,
+               isid=b"\x80\x00\x00\x00\x00\x13")[0] == 0
+tur_until_good(e, 0)
+for cs in ([cscd(d512, 512), cscd(src, 512)],      # read another's LUN
+           [cscd(src, 512), cscd(d512, 512)]):     # write another's LUN
+    st, sense, _ = xcopy(e, 0, cs, [b2b(0, 1, 8, 0, 0)])
+    assert st == 2 and sense[2] & 0x0f == 0x0a and \
+        sense[12:14] == b"\x08\x04", (st, sense.hex())
+e.logout()
 a.logout()
 b.logout()
 print("ok: EXTENDED COPY across targets, refusals as expected")

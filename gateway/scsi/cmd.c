@@ -138,6 +138,18 @@ nexus_ua_grow(struct scsi_nexus *n, size_t nslots)
 	return true;
 }
 
+bool
+scsi_initiator_on_target(const char *initiator, const struct target *t)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&nexus_list_lock);
+	for (struct scsi_nexus *n = nexus_list; n && !found; n = n->next)
+		found = n->target == t && !strcasecmp(n->initiator, initiator);
+	pthread_mutex_unlock(&nexus_list_lock);
+	return found;
+}
+
 void
 scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua)
 {

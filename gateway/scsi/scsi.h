@@ -193,6 +193,9 @@ void scsi_nexus_power_on(struct scsi_nexus *n);
  * TARGET WARM/COLD RESET): SPC-2 RESERVE(6/10) reservations end with
  * them; persistent reservations stay (SPC-4 §5.13.1). */
 void scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua);
+/* Whether initiator (a name) has an I_T nexus to t now: it passed t's
+ * ACL, CHAP and network checks at login. */
+bool scsi_initiator_on_target(const char *initiator, const struct target *t);
 /* Establish a UA for LUN l on the nexuses of l's target whose initiator
  * name matches and whose ISID matches isid (NULL: any), except one. */
 void scsi_ua_establish_port(struct lun *l, const char *initiator,

@@ -249,6 +249,17 @@ designates(const struct lun *l, unsigned type, const uint8_t *id, unsigned n)
 	}
 }
 
+/* Only LUNs the initiator may reach anyway are copy targets: those of
+ * the target it sent the command to, and of targets where it has a
+ * session now (so passed their ACL, CHAP and network checks).  Another
+ * target's LUN is not a way around those checks: it names no LUN. */
+static bool
+reachable(const struct scsi_cmd *cmd, const struct target *t)
+{
+	return t == cmd->nexus->target ||
+	       scsi_initiator_on_target(cmd->nexus->initiator, t);
+}
+
 static struct lun *
 lun_by_designator(struct scsi_cmd *cmd, unsigned type, const uint8_t *id,
 		  unsigned n)
@@ -259,6 +270,8 @@ lun_by_designator(struct scsi_cmd *cmd, unsigned type, const uint8_t *id,
 		return cmd->lun;
 	for (size_t i = 0; the_map && i < the_map->ntargets; i++) {
 		struct target *t = the_map->targets[i];
+		if (!reachable(cmd, t))
+			continue;
 		for (size_t j = 0; j < t->nluns; j++)
 			if (designates(t->luns[j], type, id, n))
 				return t->luns[j];
