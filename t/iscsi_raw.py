@@ -120,6 +120,30 @@ class Conn:
         self.send(bhs, write)
         return itt
 
+    def command(self, cdb, read_len=0, write=b"", lun=0):
+        """Run a command to its end; unit attentions (POWER ON after a
+        restart, a reset) are retried.  Returns (status, (key, asc, ascq)
+        or None, data-in)."""
+        for _ in range(8):
+            self.scsi(cdb, read_len=read_len, write=write, lun=lun)
+            data = b""
+            while True:
+                r, d = self.recv()
+                op = r[0] & 0x3f
+                if op == 0x25:
+                    data += d
+                    if r[1] & 0x01:
+                        res = (r[3], None, data)
+                        break
+                elif op == 0x21:
+                    s = d[2:] if d else b""
+                    res = (r[3], (s[2] & 0x0f, s[12], s[13]) if s else None,
+                           data)
+                    break
+            if not (res[0] == 2 and res[1] and res[1][0] == 6):
+                return res
+        raise AssertionError("unit attentions without end")
+
     def next_itt(self):
         self.itt += 1
         return self.itt

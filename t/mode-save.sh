@@ -21,25 +21,7 @@ from iscsi_raw import Conn
 port, target, phase = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
 def cmd(c, cdb, read_len=0, write=b""):
-    """(status, (key, asc, ascq) or None, data); unit attentions retried."""
-    for _ in range(8):
-        c.scsi(cdb, read_len=read_len, write=write)
-        data = b""
-        while True:
-            r, d = c.recv()
-            op = r[0] & 0x3f
-            if op == 0x25:
-                data += d
-                if r[1] & 0x01:
-                    res = (r[3], None, data)
-                    break
-            elif op == 0x21:
-                s = d[2:] if d else b""
-                res = (r[3], (s[2] & 0x0f, s[12], s[13]) if s else None, data)
-                break
-        if not (res[0] == 2 and res[1] and res[1][0] == 6):
-            return res
-    raise AssertionError("unit attentions without end")
+    return c.command(cdb, read_len=read_len, write=write, lun=0)
 
 def sense_caching(c, pc):
     """MODE SENSE(10), DBD, caching page: (status, sense, page bytes)."""
