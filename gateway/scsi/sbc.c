@@ -743,23 +743,32 @@ write_blocks(struct scsi_cmd *cmd, int op, uint64_t lba, uint32_t flags)
 	return submit(cmd, op, lba << l->block_shift, len, flags);
 }
 
+/* The checks WRITE, WRITE AND VERIFY and ORWRITE share: the protection
+ * field (bits 7-5 of byte 1; WRITE(6) has none), range, transfer length.
+ * False when the command is done (refused, or no blocks to write). */
+static bool
+write_checks(struct scsi_cmd *cmd, uint64_t *lba)
+{
+	const uint8_t *c = cmd->cdb;
+	uint32_t nb;
+
+	decode_rw(c, lba, &nb);
+	if (c[0] != 0x0a && (c[1] & 0xe0)) {	/* WR/ORPROTECT */
+		scsi_invalid_field(cmd, 1, 7);
+		return false;
+	}
+	if (!check_range(cmd, *lba, nb) || !check_xfer(cmd, nb, len_byte(c)))
+		return false;
+	cmd->xfer_len = nb << cmd->lun->block_shift;
+	return cmd->xfer_len != 0;
+}
+
 int
 sbc_write(struct scsi_cmd *cmd)
 {
-	const uint8_t *c = cmd->cdb;
-	struct lun *l = cmd->lun;
 	uint64_t lba;
-	uint32_t nb;
 
-	decode_rw(c, &lba, &nb);
-	if (c[0] != 0x0a && (c[1] & 0xe0)) {	/* WRPROTECT */
-		scsi_invalid_field(cmd, 1, 7);
-		return SCSI_DONE;
-	}
-	if (!check_range(cmd, lba, nb) || !check_xfer(cmd, nb, len_byte(c)))
-		return SCSI_DONE;
-	cmd->xfer_len = nb << l->block_shift;
-	if (cmd->xfer_len == 0)
+	if (!write_checks(cmd, &lba))
 		return SCSI_DONE;
 	return write_blocks(cmd, IO_WRITE, lba, write_flags(cmd));
 }
@@ -767,20 +776,9 @@ sbc_write(struct scsi_cmd *cmd)
 int
 sbc_write_verify(struct scsi_cmd *cmd)
 {
-	const uint8_t *c = cmd->cdb;
-	struct lun *l = cmd->lun;
 	uint64_t lba;
-	uint32_t nb;
 
-	decode_rw(c, &lba, &nb);
-	if (c[1] & 0xe0) {
-		scsi_invalid_field(cmd, 1, 7);
-		return SCSI_DONE;
-	}
-	if (!check_range(cmd, lba, nb) || !check_xfer(cmd, nb, len_byte(c)))
-		return SCSI_DONE;
-	cmd->xfer_len = nb << l->block_shift;
-	if (cmd->xfer_len == 0)
+	if (!write_checks(cmd, &lba))
 		return SCSI_DONE;
 	/* Verification against the medium: the write is made stable. */
 	return write_blocks(cmd, IO_WRITE, lba, IGW_FLAG_FUA);
@@ -792,20 +790,9 @@ sbc_write_verify(struct scsi_cmd *cmd)
 int
 sbc_orwrite(struct scsi_cmd *cmd)
 {
-	const uint8_t *c = cmd->cdb;
-	struct lun *l = cmd->lun;
 	uint64_t lba;
-	uint32_t nb;
 
-	decode_rw(c, &lba, &nb);
-	if (c[1] & 0xe0) {	/* ORPROTECT */
-		scsi_invalid_field(cmd, 1, 7);
-		return SCSI_DONE;
-	}
-	if (!check_range(cmd, lba, nb) || !check_xfer(cmd, nb, len_byte(c)))
-		return SCSI_DONE;
-	cmd->xfer_len = nb << l->block_shift;
-	if (cmd->xfer_len == 0)
+	if (!write_checks(cmd, &lba))
 		return SCSI_DONE;
 	return write_blocks(cmd, IO_ORWRITE, lba, write_flags(cmd));
 }
