@@ -35,6 +35,8 @@ enum io_op {
 	IO_LBA_STATUS,		/* GET LBA STATUS: extents into a buffer */
 	IO_ORWRITE,		/* ORWRITE: read, OR cmd->buf in, write */
 	IO_WRITE_ATOMIC,	/* WRITE ATOMIC: a write under the lock */
+	IO_WRITE_TAIL,		/* WRITE ending inside a block: see write_tail */
+	IO_ORWRITE_TAIL,	/* the same for ORWRITE */
 };
 
 /* GET LBA STATUS answers at most this many descriptors at once. */
@@ -164,6 +166,46 @@ or_write(struct lun *l, struct scsi_cmd *cmd)
 	return r;
 }
 
+/* Worker: a WRITE (IO_WRITE_TAIL) or ORWRITE (IO_ORWRITE_TAIL) whose
+ * Data-Out ends inside a block: the initiator's Expected Data Transfer
+ * Length is shorter than the blocks the CDB names, and not a whole number
+ * of blocks (cmd->length is that length, in bytes).  The bytes that
+ * arrived are written and the rest of the last block keeps what it held:
+ * FCP-4 §9.4.2 a), "process the command normally except that data beyond
+ * [the expected length] shall not be requested or transferred", which
+ * RFC 7143 §11.4.5.2 leaves to the SCSI layer; the transport reports the
+ * overflow.  The last block is read, merged and written back whole, so
+ * backends see block-aligned requests only, holding the LUN's write lock
+ * exclusively so that no other write to that block lands in between. */
+static int
+write_tail(struct lun *l, struct scsi_cmd *cmd, bool or)
+{
+	uint32_t bs = l->block_size;
+	uint32_t len = (cmd->length + bs - 1) & ~(bs - 1);
+	uint8_t *tmp = aligned_buf(len);
+	int r;
+
+	if (!tmp)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&l->write_lock);
+	if (or)
+		r = backend_pread(l->be, tmp, len, cmd->offset);
+	else
+		r = backend_pread(l->be, tmp + len - bs, bs,
+				  cmd->offset + len - bs);
+	if (r == 0) {
+		if (or)
+			for (uint32_t i = 0; i < cmd->length; i++)
+				tmp[i] |= cmd->buf[i];
+		else
+			memcpy(tmp, cmd->buf, cmd->length);
+		r = backend_pwrite(l->be, tmp, len, cmd->offset, cmd->flags);
+	}
+	pthread_rwlock_unlock(&l->write_lock);
+	free(tmp);
+	return r;
+}
+
 /* Worker: WRITE ATOMIC (SBC-4 §5.48) as one backend write holding the
  * write lock exclusively, so that every overlapping read or write (they
  * hold it shared) comes wholly before or wholly after it.  That a crash
@@ -269,6 +311,10 @@ io_run(struct io_job *job)
 		break;
 	case IO_WRITE_ATOMIC:
 		cmd->result = write_atomic(l, cmd);
+		break;
+	case IO_WRITE_TAIL:
+	case IO_ORWRITE_TAIL:
+		cmd->result = write_tail(l, cmd, cmd->op == IO_ORWRITE_TAIL);
 		break;
 	case IO_READ:
 		cmd->result = backend_pread(be, cmd->buf, cmd->length, cmd->offset);
@@ -463,6 +509,7 @@ io_done(struct io_job *job)
 	bool write = cmd->op == IO_WRITE || cmd->op == IO_WRITE_SAME ||
 		     cmd->op == IO_CAW || cmd->op == IO_ORWRITE ||
 		     cmd->op == IO_WRITE_ATOMIC ||
+		     cmd->op == IO_WRITE_TAIL || cmd->op == IO_ORWRITE_TAIL ||
 		     cmd->op == IO_ZERO || cmd->op == IO_TRIM ||
 		     cmd->op == IO_UNMAP || cmd->op == IO_FLUSH;
 
@@ -486,7 +533,7 @@ io_done(struct io_job *job)
 		__atomic_add_fetch(&l->stat_reads, 1, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&l->stat_read_bytes, cmd->length,
 				   __ATOMIC_RELAXED);
-	} else if (cmd->op == IO_WRITE) {
+	} else if (cmd->op == IO_WRITE || cmd->op == IO_WRITE_TAIL) {
 		__atomic_add_fetch(&l->stat_writes, 1, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&l->stat_write_bytes, cmd->length,
 				   __ATOMIC_RELAXED);
@@ -721,10 +768,11 @@ write_flags(struct scsi_cmd *cmd)
 	return 0;
 }
 
-/* Write (op IO_WRITE or IO_ORWRITE) the blocks the initiator sent.  With
- * fewer bytes than the CDB describes (EDTL overflow, RFC 7143 §11.4.5.2)
- * the whole blocks that did arrive are written and the transport reports
- * the residual; less than one block is an error in the information unit. */
+/* Write (op IO_WRITE or IO_ORWRITE) what the initiator sent.  With fewer
+ * bytes than the CDB describes (EDTL overflow, RFC 7143 §11.4.5.2) just
+ * those bytes are written, the transport reports the residual, and the
+ * blocks beyond them are not touched; a Data-Out that ends inside a block
+ * takes write_tail.  With no Data-Out at all nothing is written. */
 static int
 write_blocks(struct scsi_cmd *cmd, int op, uint64_t lba, uint32_t flags)
 {
@@ -732,13 +780,13 @@ write_blocks(struct scsi_cmd *cmd, int op, uint64_t lba, uint32_t flags)
 	uint32_t len = cmd->xfer_len;
 
 	if (cmd->edtl < len) {
-		len = (cmd->edtl >> l->block_shift) << l->block_shift;
-		if (len == 0) {
-			if (cmd->edtl)
-				scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
-					       ASC_INVALID_FIELD_IN_INFORMATION_UNIT);
+		len = cmd->edtl;
+		if (len == 0)
 			return SCSI_DONE;
-		}
+		if (len & (l->block_size - 1))
+			return submit(cmd, op == IO_ORWRITE ? IO_ORWRITE_TAIL :
+				      IO_WRITE_TAIL, lba << l->block_shift,
+				      len, flags);
 	}
 	return submit(cmd, op, lba << l->block_shift, len, flags);
 }

@@ -2509,9 +2509,8 @@ TEST(orwrite)
 	CHECK_SENSE(x, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
 	xfree(x);
 
-	/* EDTL short of the CDB, as WRITE: the whole blocks that arrived
-	 * are ORed in; less than a block is an error in the IU and changes
-	 * nothing. */
+	/* EDTL short of the CDB, as WRITE: the bytes that arrived are ORed
+	 * in, the rest of the blocks is untouched. */
 	memset(old, 0x02, 2 * 512);
 	memset(data, 0x20, 2 * 512);
 	write16(0, 720, 2, old);
@@ -2521,16 +2520,27 @@ TEST(orwrite)
 	CHECK_EQ_INT(x->cmd.xfer_len, 1024);
 	xfree(x);
 	back = read16(0, 720, 2);
-	CHECK_FILL(back, 0x22, 512);
-	CHECK_FILL(back + 512, 0x02, 512);
+	CHECK_FILL(back, 0x22, 512 + 100);
+	CHECK_FILL(back + 512 + 100, 0x02, 512 - 100);
 	free(back);
-	cdb_orwrite(c, 721, 1);
+	cdb_orwrite(c, 722, 1);
+	memset(old, 0x02, 512);
+	write16(0, 722, 1, old);
 	x = run(0, c, SCSI_DIR_WRITE, 100, data);
-	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_INFORMATION_UNIT);
+	CHECK_GOOD(x);
 	xfree(x);
-	back = read16(0, 721, 1);
-	CHECK_FILL(back, 0x02, 512);
+	back = read16(0, 722, 1);
+	CHECK_FILL(back, 0x22, 100);
+	CHECK_FILL(back + 100, 0x02, 512 - 100);
 	free(back);
+	/* No Data-Out at all: nothing changes. */
+	x = run(0, c, SCSI_DIR_WRITE, 0, data);
+	CHECK_GOOD(x);
+	xfree(x);
+	back = read16(0, 722, 1);
+	CHECK_FILL(back, 0x22, 100);
+	free(back);
+
 	free(old);
 	free(data);
 }
@@ -2818,7 +2828,8 @@ TEST(write_edtl_short)
 	memset(data, 0x22, 4 * 512);
 	write16(0, 400, 4, old);
 
-	/* 3 whole blocks and a bit arrive: the 3 blocks are written, the
+	/* 3 whole blocks and a bit arrive: just those bytes are written
+	 * (FCP-4 9.4.2 a), the rest of the 4th block keeps what it held, the
 	 * CDB's length stays the transfer length (the residual is the
 	 * transport's). */
 	cdb_rw(c, 0x2a, 400, 4);
@@ -2827,22 +2838,47 @@ TEST(write_edtl_short)
 	CHECK_EQ_INT(x->cmd.xfer_len, 4 * 512);
 	xfree(x);
 	back = read16(0, 400, 4);
-	CHECK_FILL(back, 0x22, 3 * 512);
-	CHECK_FILL(back + 3 * 512, 0x11, 512);
+	CHECK_FILL(back, 0x22, 3 * 512 + 100);
+	CHECK_FILL(back + 3 * 512 + 100, 0x11, 512 - 100);
 	free(back);
 
-	/* Less than a block: nothing written, an error in the IU. */
+	/* Whole blocks: the blocks after them are untouched. */
+	memset(old, 0x11, 4 * 512);
+	write16(0, 400, 4, old);
+	x = run(0, c, SCSI_DIR_WRITE, 2 * 512, data);
+	CHECK_GOOD(x);
+	xfree(x);
+	back = read16(0, 400, 4);
+	CHECK_FILL(back, 0x22, 2 * 512);
+	CHECK_FILL(back + 2 * 512, 0x11, 2 * 512);
+	free(back);
+
+	/* Less than a block, with FUA: those bytes, the rest kept. */
 	cdb_rw(c, 0x2a, 404, 1);
+	c[1] |= 0x08;
 	memset(old, 0x11, 512);
 	write16(0, 404, 1, old);
 	x = run(0, c, SCSI_DIR_WRITE, 100, data);
-	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_INFORMATION_UNIT);
+	CHECK_GOOD(x);
 	xfree(x);
 	back = read16(0, 404, 1);
-	CHECK_FILL(back, 0x11, 512);
+	CHECK_FILL(back, 0x22, 100);
+	CHECK_FILL(back + 100, 0x11, 512 - 100);
 	free(back);
 
-	/* The same on the 4096-byte LUN. */
+	/* No Data-Out: nothing written. */
+	cdb_rw(c, 0x2a, 404, 1);
+	x = run(0, c, SCSI_DIR_WRITE, 0, data);
+	CHECK_GOOD(x);
+	xfree(x);
+	back = read16(0, 404, 1);
+	CHECK_FILL(back, 0x22, 100);
+	CHECK_FILL(back + 100, 0x11, 512 - 100);
+	free(back);
+
+	/* The same on the 4096-byte LUN: a block and 4095 bytes of the
+	 * next; then one block from 512 bytes, which libiscsi's
+	 * verify_write_works sends whatever the block size. */
 	free(old);
 	old = malloc(2 * 4096);
 	REQUIRE(old != NULL);
@@ -2858,8 +2894,19 @@ TEST(write_edtl_short)
 	CHECK_EQ_INT(x->cmd.xfer_len, 2 * 4096);
 	xfree(x);
 	back = read16(1, 400, 2);
-	CHECK_FILL(back, 0x44, 4096);
-	CHECK_FILL(back + 4096, 0x33, 4096);
+	CHECK_FILL(back, 0x44, 4096 + 4095);
+	CHECK_FILL(back + 2 * 4096 - 1, 0x33, 1);
+	free(back);
+	write16(1, 400, 2, old);
+	cdb_rw(c, 0x2a, 401, 1);
+	x = run(1, c, SCSI_DIR_WRITE, 512, data);
+	CHECK_GOOD(x);
+	CHECK_EQ_INT(x->cmd.xfer_len, 4096);
+	xfree(x);
+	back = read16(1, 400, 2);
+	CHECK_FILL(back, 0x33, 4096);
+	CHECK_FILL(back + 4096, 0x44, 512);
+	CHECK_FILL(back + 4096 + 512, 0x33, 4096 - 512);
 	free(back);
 	free(old);
 	free(data);
