@@ -4,6 +4,10 @@
  * Which pages hold data is a bitmap (set by writes, cleared by trims):
  * mincore cannot tell, since a read maps the shared zero page.
  * Nothing survives the process: flush is a no-op and that is the truth.
+ * The mapping is the only copy of the data, so writing over every byte
+ * erases it (can_sanitize_overwrite): pages given back with
+ * MADV_DONTNEED go to the kernel, which clears them before any process
+ * sees them again.  Swap is the exception: see iscsi-gw-memory(5).
  *
  * Keys: size (required).
  * Threads: parallel; distinct ranges never overlap, and the core orders
@@ -263,6 +267,7 @@ static struct igw_backend memory_backend = {
 	.can_extents = mem_yes,
 	.can_multi_conn = mem_yes,
 	.can_atomic = mem_yes,
+	.can_sanitize_overwrite = mem_yes,
 	.pread = mem_pread,
 	.pwrite = mem_pwrite,
 	.flush = mem_flush,
