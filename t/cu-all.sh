@@ -34,14 +34,22 @@ write_map "$TMP/map.json" $port '
 # block size (blksize = 512 in its source); the LUN refuses the short
 # data-out with INVALID FIELD IN COMMAND INFORMATION UNIT, as Linux's
 # LIO does, rather than write a block it was given an eighth of.  The
-# same tests pass on the 512-byte LUNs.  Checked below to fail for that
-# reason only.
+# same tests pass on the 512-byte LUNs.  Also on LUN 2, the one LUN with
+# SANITIZE OVERWRITE (its memory backend holds the only copy),
+# Sanitize.Reset starts an OVERWRITE and wants it still running three
+# seconds later (TEST UNIT READY, START STOP UNIT and READ(16) ending
+# with SANITIZE IN PROGRESS), and again after the resets and a new
+# login; an overwrite of 128 MiB of RAM is over well within a second,
+# and the gateway does not slow a sanitize down to please a test.  The
+# file LUNs have no OVERWRITE, so it skips there.  Both checked below to
+# fail for those reasons only.
 known() {
 	echo __none__
 	case $1 in
 	2) printf '%s\n' ProutReserve.AccessEA ProutReserve.AccessEAAR \
 		ProutReserve.AccessEARO ProutReserve.AccessWE \
-		ProutReserve.AccessWEAR ProutReserve.AccessWERO;;
+		ProutReserve.AccessWEAR ProutReserve.AccessWERO \
+		Sanitize.Reset;;
 	esac
 }
 start_gw "$TMP/map.json"
@@ -79,8 +87,20 @@ mf=$(echo "$union" | sed -n 's/^failed: //p' | tr ' ' '\n' | grep -v '^$' |
 # The known ones failed for the reason given above, and only on LUN 2.
 n=$(grep -c 'WRITE10 command: failed with sense: SENSE KEY:ILLEGAL_REQUEST(5) ASCQ:(null)(0x0e03)' "$TMP/cu2.log" || true)
 [ "$n" -ge 6 ] || fail "LUN 2's ProutReserve.Access* failed otherwise ($n short-write refusals)"
+# Sanitize.Reset: its four failed checks are the ones that found the
+# OVERWRITE already done (GOOD where SANITIZE IN PROGRESS was wanted).
+reset=$(sed -n '/Test: Reset \.\.\./,/^Run Summary/p' "$TMP/cu2.log")
+n=$(echo "$reset" | grep -c 'SANITIZE_IN_PROGRESS(0x041b) but failed with Sense: (null)(0x00)/(0x0000)' || true)
+m=$(echo "$reset" | grep -c 'TESTUNITREADY successful but should have failed with NOT READY(0x02)/SANITIZE_IN_PROGRESS' || true)
+k=$(echo "$reset" | grep -c 'CU_ASSERT' || true)
+[ "$n" = 3 ] && [ "$m" = 1 ] && [ "$k" = 4 ] ||
+	fail "LUN 2's Sanitize.Reset failed otherwise ($n, $m, $k)"
+grep -q "SANITIZE OVERWRITE done: every block overwritten" "$GW_LOG" ||
+	fail "no SANITIZE OVERWRITE completed on LUN 2"
+echo "the last OVERWRITE (Sanitize.Reset's), from the daemon's log:"
+grep 'SANITIZE OVERWRITE' "$GW_LOG" | tail -2
 for lun in 0 1; do
-	for t in $(known 2 | grep -v __none__); do
+	for t in $(known 2 | grep ProutReserve); do
 		[ "$(python3 "$CU_SCORE" "$TMP/cu$lun.log" --json |
 			python3 -c "import json,sys; print(json.load(sys.stdin)['tests'].get('$t'))")" = passed ] ||
 			fail "$t did not pass on LUN $lun"

@@ -4721,6 +4721,41 @@ rcr(struct scsi_nexus *n, unsigned sa, uint8_t list_id, uint32_t alloc)
 		CHECK_EQ_INT(get_be16((x)->cmd.sense + 16), (field));         \
 	} while (0)
 
+/* A LUN in the sanitize failure mode is no copy target either: an
+ * EXTENDED COPY sent to LUN 0 that reads LUN 1 after a failed SANITIZE
+ * gets MEDIUM ERROR, SANITIZE COMMAND FAILED; after a sanitize that
+ * succeeds, the copy runs. */
+TEST(xcopy_sanitize_failed_target)
+{
+	struct lun *l1 = target_find_lun(tgt, 1);
+	int (*saved)(void *, const void *, uint32_t, uint64_t, uint32_t);
+	uint8_t *p = calloc(1, 4096), q[8] = { 0x01, 0, 0, 4, 1, 2, 3, 4 };
+	uint8_t c[16];
+	uint32_t n;
+	struct xcmd *x;
+
+	REQUIRE(p != NULL && l1 != NULL);
+	saved = l1->be->ops.pwrite;
+	l1->be->ops.pwrite = failing_pwrite;
+	cdb_sanitize(c, 0x01, 8);
+	x = run(1, c, SCSI_DIR_WRITE, 8, q);
+	CHECK_SENSE(x, SK_MEDIUM_ERROR, ASC_SANITIZE_COMMAND_FAILED);
+	xfree(x);
+	l1->be->ops.pwrite = saved;
+	n = xc_simple(p, l1, 1, 0, 10, 1, 2);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_SENSE(x, SK_MEDIUM_ERROR, ASC_SANITIZE_COMMAND_FAILED);
+	xfree(x);
+	cdb_sanitize(c, 0x02, 0);
+	x = run(1, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_GOOD(x);
+	xfree(x);
+	free(p);
+}
+
 TEST(xcopy_parameter_list)
 {
 	struct lun *l0 = target_find_lun(tgt, 0), *l2 = target_find_lun(tgt, 2);
