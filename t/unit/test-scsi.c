@@ -2596,6 +2596,12 @@ TEST(sanitize_overwrite)
 	x = run(1, c, SCSI_DIR_WRITE, plen, p);		/* a second one */
 	CHECK_SENSE(x, SK_NOT_READY, ASC_SANITIZE_IN_PROGRESS);
 	xfree(x);
+	/* A LOGICAL UNIT RESET meanwhile (its SCSI side) stops nothing. */
+	scsi_ua_establish_all(tgt, l1, UA_RESET);
+	CHECK(__atomic_load_n(&l1->sanitizing, __ATOMIC_ACQUIRE));
+	x = run(1, tur, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_NOT_READY, ASC_SANITIZE_IN_PROGRESS);
+	xfree(x);
 	pthread_rwlock_unlock(&l1->write_lock);
 	for (i = 0; i < 2000 && __atomic_load_n(&l1->sanitizing,
 						 __ATOMIC_ACQUIRE); i++) {
@@ -2603,6 +2609,9 @@ TEST(sanitize_overwrite)
 		usleep(1000);
 	}
 	CHECK(!__atomic_load_n(&l1->sanitizing, __ATOMIC_ACQUIRE));
+	x = run(1, tur, SCSI_DIR_NONE, 0, NULL);	/* the reset's UA */
+	CHECK_SENSE(x, SK_UNIT_ATTENTION, ASC_BUS_DEVICE_RESET_OCCURRED);
+	xfree(x);
 	x = run(1, tur, SCSI_DIR_NONE, 0, NULL);
 	CHECK_GOOD(x);
 	xfree(x);
