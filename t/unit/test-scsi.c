@@ -3414,6 +3414,8 @@ TEST(out_len_of_cdbs)
 	CHECK_EQ_INT(scsi_cmd_out_len(&cmd), 0);
 	cdb_unmap(cmd.cdb, 24);
 	CHECK_EQ_INT(scsi_cmd_out_len(&cmd), 24);
+	cdb_sanitize(cmd.cdb, 0x01, 13);	/* the list, not EDTL */
+	CHECK_EQ_INT(scsi_cmd_out_len(&cmd), 13);
 	cdb_orwrite(cmd.cdb, 0, 3);
 	CHECK_EQ_INT(scsi_cmd_out_len(&cmd), 3 * 512);
 	/* WRITE ATOMIC: TRANSFER LENGTH in bytes 12-13, not the ATOMIC
