@@ -149,6 +149,8 @@ backend_open(struct backend *b, bool readonly)
 	b->can_extents = b->ops.extents && ask(b, b->ops.can_extents, false);
 	b->can_multi_conn = ask(b, b->ops.can_multi_conn, false);
 	b->can_atomic = ask(b, b->ops.can_atomic, false);
+	b->can_sanitize_overwrite = ask(b, b->ops.can_sanitize_overwrite,
+					false);
 	b->can_async = !b->serialise && b->ops.async_pread &&
 		       b->ops.async_pwrite && ask(b, b->ops.can_async, false);
 	if (b->ops.read_fd && !b->serialise) {

@@ -25,6 +25,7 @@ struct backend {
 	 * backend's answer, a parallel thread model, both calls set). */
 	bool can_async;
 	bool can_read_fd;	/* read_fd answers (parallel backends only) */
+	bool can_sanitize_overwrite;	/* the only copy: see the member */
 	uint32_t pref_logical, pref_physical;	/* 0 when not told */
 	/* Serialises data calls for SERIALIZE_* thread models. */
 	pthread_mutex_t lock;

@@ -58,6 +58,12 @@ struct lun {
 	 * SANITIZE IN PROGRESS; progress is 0 to 65535. */
 	int sanitizing;
 	unsigned sanitize_progress;
+	/* The last SANITIZE failed (atomic): SANITIZE_FAILED_RESTRICTED
+	 * (it had AUSE 0) or _UNRESTRICTED (AUSE 1), else 0.  Medium
+	 * access commands then end with MEDIUM ERROR, SANITIZE COMMAND
+	 * FAILED until a sanitize succeeds or, when unrestricted, EXIT
+	 * FAILURE MODE (SBC-4 §4.11).  Not kept across a restart. */
+	int sanitize_failed;
 	struct mode_save *ms;		/* scsi/mode-save.c; NULL: none */
 	/* Reads and writes hold it shared; COMPARE AND WRITE, ORWRITE and
 	 * WRITE ATOMIC exclusive, so that each is atomic against every

@@ -162,6 +162,18 @@ struct igw_backend {
 	 * Only asked of backends with IGW_THREAD_MODEL_PARALLEL. */
 	int (*read_fd)(void *handle, uint64_t offset, uint32_t count, int *fd,
 		       uint64_t *fd_offset);
+
+	/* Optional capability, asked once at open: 1 when the bytes pwrite
+	 * stores are the only copy of the device's data that the backend
+	 * or anything under it keeps, so that writing every byte of the
+	 * device leaves none of the old data to recover.  The core then
+	 * offers SANITIZE OVERWRITE (SBC-4 §4.11), which writes a pattern
+	 * over every block and flushes.  Answer no unless that is true: a
+	 * file keeps old extents (copy-on-write file systems, snapshots,
+	 * the drive under it), a flash device remaps written blocks and a
+	 * thin pool shares them with snapshots, an NBD server is out of
+	 * sight.  The memory backend answers yes. */
+	int (*can_sanitize_overwrite)(void *handle);
 };
 
 /* Set the message the core prints when a call returns an error. */

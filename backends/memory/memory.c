@@ -4,8 +4,16 @@
  * Which pages hold data is a bitmap (set by writes, cleared by trims):
  * mincore cannot tell, since a read maps the shared zero page.
  * Nothing survives the process: flush is a no-op and that is the truth.
+ * With "lock" the mapping is locked in memory (mlock2, MLOCK_ONFAULT: a
+ * page is locked when first touched) and never swapped out; it is then
+ * the only copy of the data, so writing over every byte erases it
+ * (can_sanitize_overwrite).  Pages given back with MADV_DONTNEED go to
+ * the kernel, which clears them before any process sees them again; a
+ * locked mapping cannot give pages back (madvise refuses locked pages),
+ * so there zeroing is a memset.  Without "lock" a page may sit in swap,
+ * out of reach of an overwrite: no SANITIZE OVERWRITE then.
  *
- * Keys: size (required).
+ * Keys: size (required), lock (default false).
  * Threads: parallel; distinct ranges never overlap, and the core orders
  * overlapping requests.
  */
@@ -24,12 +32,14 @@
 
 struct mem_instance {
 	uint64_t size;
+	bool lock;
 };
 
 struct mem_handle {
 	uint8_t *base;
 	uint64_t size;
 	bool readonly;
+	bool locked;		/* mlock2'd: never in swap */
 	uint64_t pg;		/* page size */
 	uint64_t *alloc;	/* one bit per page: written since a trim */
 };
@@ -92,6 +102,17 @@ mem_config(void *p, const char *key, const char *value)
 		}
 		return 0;
 	}
+	if (!strcmp(key, "lock")) {
+		if (!strcmp(value, "true")) {
+			mi->lock = true;
+		} else if (!strcmp(value, "false")) {
+			mi->lock = false;
+		} else {
+			igw_backend_error("'lock' must be true or false");
+			return -EINVAL;
+		}
+		return 0;
+	}
 	igw_backend_error("unknown key '%s' for backend type memory", key);
 	return -EINVAL;
 }
@@ -135,6 +156,22 @@ mem_open(void *p, int readonly)
 		errno = e;
 		return NULL;
 	}
+	if (mi->lock) {
+		if (mlock2(h->base, mi->size, MLOCK_ONFAULT) < 0) {
+			int e = errno;
+			igw_backend_error("lock: mlock2 of %llu bytes: %s (the "
+					  "limit is RLIMIT_MEMLOCK, ulimit -l, "
+					  "unless the daemon has CAP_IPC_LOCK)",
+					  (unsigned long long)mi->size,
+					  strerror(e));
+			munmap(h->base, mi->size);
+			free(h->alloc);
+			free(h);
+			errno = e;
+			return NULL;
+		}
+		h->locked = true;
+	}
 	return h;
 }
 
@@ -164,6 +201,12 @@ static int
 mem_yes(void *p)
 {
 	return 1;
+}
+
+static int
+mem_locked(void *p)
+{
+	return ((struct mem_handle *)p)->locked;
 }
 
 static int
@@ -203,7 +246,16 @@ mem_zero(void *p, uint64_t count, uint64_t offset, uint32_t flags)
 
 	if (start < end) {
 		memset(h->base + offset, 0, start - offset);
-		madvise(h->base + start, end - start, MADV_DONTNEED);
+		if (!h->locked) {
+			madvise(h->base + start, end - start, MADV_DONTNEED);
+		} else {
+			/* Pages not written since they were last zeroed
+			 * are zero already: touching them would only take
+			 * memory. */
+			for (uint64_t a = start; a < end; a += pg)
+				if (page_allocated(h, a / pg))
+					memset(h->base + a, 0, pg);
+		}
 		memset(h->base + end, 0, offset + count - end);
 	} else {
 		memset(h->base + offset, 0, count);
@@ -263,6 +315,7 @@ static struct igw_backend memory_backend = {
 	.can_extents = mem_yes,
 	.can_multi_conn = mem_yes,
 	.can_atomic = mem_yes,
+	.can_sanitize_overwrite = mem_locked,
 	.pread = mem_pread,
 	.pwrite = mem_pwrite,
 	.flush = mem_flush,

@@ -311,6 +311,13 @@ scsi_cmd_exec(struct scsi_cmd *cmd)
 			       ASC_SOFTWARE_WRITE_PROTECTED);
 		goto out;
 	}
+	/* SBC-4 §4.11: after a failed SANITIZE, medium access fails until
+	 * a sanitize succeeds or EXIT FAILURE MODE (sanitize.c). */
+	if (cmd->lun && sbc_sanitize_failed_blocks(cmd->lun, cmd->cdb)) {
+		scsi_set_sense(cmd, SK_MEDIUM_ERROR,
+			       ASC_SANITIZE_COMMAND_FAILED);
+		goto out;
+	}
 	if (op->fn(cmd) == SCSI_ASYNC)
 		return;
 out:

@@ -50,6 +50,7 @@ struct xcopy_nexus;
 #define ASC_DATA_PHASE_ERROR 0x4b00
 #define ASC_PROTOCOL_SERVICE_CRC_ERROR 0x4705
 #define ASC_UNRECOVERED_READ_ERROR 0x1100
+#define ASC_SANITIZE_COMMAND_FAILED 0x3103
 #define ASC_MISCOMPARE_DURING_VERIFY 0x1d00
 #define ASC_PARAMETER_LIST_LENGTH_ERROR 0x1a00
 #define ASC_INVALID_COMMAND_OPERATION_CODE 0x2000
@@ -324,9 +325,20 @@ void mode_saved(const struct lun *l, int *wce, int *swp);
  * they are on disk.  Loop thread. */
 int mode_save(struct scsi_cmd *cmd, int wce, int swp);
 
-/* SANITIZE: BLOCK ERASE on thin LUNs whose backend can deallocate. */
+/* SANITIZE (sbc.c): BLOCK ERASE on thin LUNs whose backend can
+ * deallocate, OVERWRITE where the backend holds the only copy
+ * (can_sanitize_overwrite), EXIT FAILURE MODE wherever either is.
+ * sbc_sanitize_avail: the LUN offers the opcode; sbc_sanitize_sa_avail:
+ * it offers that service action. */
+#define SANITIZE_FAILED_RESTRICTED 1
+#define SANITIZE_FAILED_UNRESTRICTED 2
 bool sbc_sanitize_avail(const struct lun *l);
+bool sbc_sanitize_sa_avail(const struct lun *l, unsigned sa);
 int sbc_sanitize(struct scsi_cmd *cmd);
+/* True when l is in the sanitize failure mode and the command with this
+ * CDB is a medium access command, which then ends with MEDIUM ERROR,
+ * SANITIZE COMMAND FAILED. */
+bool sbc_sanitize_failed_blocks(const struct lun *l, const uint8_t *cdb);
 /* The sense of a command refused while l is being sanitized (NOT READY,
  * SANITIZE IN PROGRESS, with the progress indication). */
 unsigned sbc_sanitize_sense(const struct lun *l, uint8_t *s, bool desc);

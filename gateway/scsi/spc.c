@@ -165,8 +165,9 @@ vpd_block_dev_char(struct scsi_cmd *cmd, uint32_t alloc)
 	/* Medium rotation rate: 1 (non-rotating) for RAM, else not reported. */
 	put_be16(d + 4, strcmp(cmd->lun->be->ops.name, "memory") ? 0 : 1);
 	/* WABEREQ 01b: after SANITIZE BLOCK ERASE reads succeed (and return
-	 * zeroes); 00b where BLOCK ERASE is not offered. */
-	if (sbc_sanitize_avail(cmd->lun))
+	 * zeroes); 00b where BLOCK ERASE is not offered.  WACEREQ stays 00b:
+	 * no CRYPTOGRAPHIC ERASE.  OVERWRITE has no such field. */
+	if (sbc_sanitize_sa_avail(cmd->lun, 0x02))
 		d[7] = 0x40;
 	return spc_put_data(cmd, d, 64, alloc);
 }
@@ -580,7 +581,10 @@ static const struct {
 	const char *name;
 	uint8_t len;
 } sa_ops[] = {
+	/* SANITIZE: the rows the LUN offers (sa_on_lun). */
+	{ .opcode = 0x48, .sa = 0x01, .name = "SANITIZE", .len = 10 },
 	{ .opcode = 0x48, .sa = 0x02, .name = "SANITIZE", .len = 10 },
+	{ .opcode = 0x48, .sa = 0x1f, .name = "SANITIZE", .len = 10 },
 	{ .opcode = 0x83, .sa = 0x00, .name = "EXTENDED COPY(LID1)", .len = 16 },
 	{ .opcode = 0x84, .sa = 0x00, .name = "RECEIVE COPY STATUS(LID1)",
 	  .len = 16 },
@@ -593,6 +597,14 @@ static const struct {
 	{ .opcode = 0xa3, .sa = 0x0c, .name = "REPORT SUPPORTED OPERATION CODES",
 	  .len = 12 },
 };
+
+/* Does LUN l offer the service action of row i? */
+static bool
+sa_on_lun(size_t i, const struct lun *l)
+{
+	return sa_ops[i].opcode != 0x48 ||
+	       sbc_sanitize_sa_avail(l, sa_ops[i].sa);
+}
 
 static bool
 has_sa(unsigned opcode)
@@ -660,7 +672,8 @@ spc_report_supported_opcodes(struct scsi_cmd *cmd)
 				continue;
 			if (has_sa(code)) {
 				for (size_t i = 0; i < ARRAY_SIZE(sa_ops); i++) {
-					if (sa_ops[i].opcode != code)
+					if (sa_ops[i].opcode != code ||
+					    !sa_on_lun(i, cmd->lun))
 						continue;
 					d[o] = code;
 					put_be16(d + o + 2, sa_ops[i].sa);
@@ -701,7 +714,8 @@ spc_report_supported_opcodes(struct scsi_cmd *cmd)
 			supported = false;
 			for (size_t i = 0; i < ARRAY_SIZE(sa_ops); i++)
 				if (sa_ops[i].opcode == req_op &&
-				    sa_ops[i].sa == req_sa)
+				    sa_ops[i].sa == req_sa &&
+				    sa_on_lun(i, cmd->lun))
 					supported = true;
 			usage[1] = (usage[1] & 0xe0) | (req_sa & 0x1f);
 			if (req_op == 0xa3 && req_sa == 0x0a) {

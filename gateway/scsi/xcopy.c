@@ -327,6 +327,18 @@ target_refuses(struct scsi_cmd *cmd, struct lun *l, bool write)
 	memset(&probe, 0, sizeof probe);
 	probe.cdb[0] = write ? 0x8a : 0x88;
 	probe.cdb_len = 16;
+	/* A copy target being sanitized, or left failed by a sanitize,
+	 * is no more readable or writable through a copy (sanitize.c). */
+	if (__atomic_load_n(&l->sanitizing, __ATOMIC_ACQUIRE)) {
+		cmd->status = SAM_STAT_CHECK_CONDITION;
+		cmd->sense_len = sbc_sanitize_sense(l, cmd->sense, false);
+		return true;
+	}
+	if (sbc_sanitize_failed_blocks(l, probe.cdb)) {
+		scsi_set_sense(cmd, SK_MEDIUM_ERROR,
+			       ASC_SANITIZE_COMMAND_FAILED);
+		return true;
+	}
 	probe.lun = l;
 	probe.lun_id = l->id;
 	probe.nexus = cmd->nexus;

@@ -6,10 +6,15 @@
  *   LUN 0: memory 16 MiB, 512-byte blocks      (32768 blocks)
  *   LUN 1: memory 16 MiB, 4096-byte blocks, thin, write cache on (4096)
  *   LUN 2: memory 1 MiB, read only, serial "RO-DISK-2" (2048 blocks)
+ *
+ * LUNs 0 and 1 lock their memory ("lock": SANITIZE OVERWRITE needs it),
+ * 32 MiB in all: run as root (CAP_IPC_LOCK) or with ulimit -l of 32768
+ * or more.
  */
 #include "config.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +34,12 @@
 static const char map_json[] =
 	"{\"portals\": [\"127.0.0.1:3260\"],"
 	" \"targets\": [{\"name\": \"" TARGET_NAME "\", \"luns\": ["
-	"  {\"lun\": 0, \"backend\": {\"type\": \"memory\", \"size\": \"16M\"}},"
+	"  {\"lun\": 0, \"backend\": {\"type\": \"memory\", \"size\": \"16M\","
+	"   \"lock\": true}},"
 	"  {\"lun\": 1, \"block_size\": 4096, \"thin\": true,"
 	"   \"write_cache\": true,"
-	"   \"backend\": {\"type\": \"memory\", \"size\": \"16M\"}},"
+	"   \"backend\": {\"type\": \"memory\", \"size\": \"16M\","
+	"   \"lock\": true}},"
 	"  {\"lun\": 2, \"read_only\": true, \"serial\": \"RO-DISK-2\","
 	"   \"backend\": {\"type\": \"memory\", \"size\": \"1M\"}}]}]}";
 
@@ -2241,13 +2248,14 @@ TEST(sanitize_block_erase)
 	write16(1, 100, 4, data);
 	write16(1, LUN1_BLOCKS - 4, 4, data);
 
-	/* Not offered on the thick LUN. */
+	/* Not offered on the thick LUN (whose memory backend offers
+	 * OVERWRITE, so the opcode is there but not this action). */
 	x = run(0, c, SCSI_DIR_NONE, 0, NULL);
-	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_COMMAND_OPERATION_CODE);
+	CHECK_INVALID_FIELD(x, 1, 4);
 	xfree(x);
-	/* OVERWRITE, CRYPTOGRAPHIC ERASE, EXIT FAILURE MODE: not offered. */
+	/* CRYPTOGRAPHIC ERASE and undefined actions: not offered. */
 	for (i = 0; i < 3; i++) {
-		static const uint8_t sa[] = { 0x01, 0x03, 0x1f };
+		static const uint8_t sa[] = { 0x00, 0x03, 0x1e };
 		c[1] = sa[i];
 		x = run(1, c, SCSI_DIR_NONE, 0, NULL);
 		CHECK_INVALID_FIELD(x, 1, 4);
@@ -2328,6 +2336,508 @@ TEST(sanitize_block_erase)
 	CHECK_FILL(back, 0, 4 * bs);
 	free(back);
 	free(data);
+}
+
+#define CHECK_INVALID_PARAM(x, byte, bit)                                     \
+	do {                                                                  \
+		CHECK_SENSE((x), SK_ILLEGAL_REQUEST,                          \
+			    ASC_INVALID_FIELD_IN_PARAMETER_LIST);             \
+		CHECK_EQ_HEX((x)->cmd.sense[15],                              \
+			     0x80 | ((bit) >= 0 ? 0x08 | ((bit) & 7) : 0));   \
+		CHECK_EQ_INT(get_be16((x)->cmd.sense + 16), (byte));          \
+	} while (0)
+
+/* SANITIZE CDB with service action sa (IMMED, AUSE in sa's high bits)
+ * and parameter list length plen. */
+static void
+cdb_sanitize(uint8_t *c, uint8_t sa, uint16_t plen)
+{
+	memset(c, 0, 16);
+	c[0] = 0x48;
+	c[1] = sa;
+	put_be16(c + 7, plen);
+}
+
+/* An OVERWRITE parameter list: returns its length. */
+static uint32_t
+overwrite_param(uint8_t *p, unsigned count, bool invert, const uint8_t *pat,
+		uint16_t ipl)
+{
+	p[0] = (uint8_t)((invert ? 0x80 : 0) | (count & 0x1f));
+	p[1] = 0;
+	put_be16(p + 2, ipl);
+	memcpy(p + 4, pat, ipl);
+	return 4u + ipl;
+}
+
+/* What a block holds after OVERWRITE with pat (repeated from the start
+ * of each block), inverted or not. */
+static void
+overwrite_block(uint8_t *b, uint32_t bs, const uint8_t *pat, uint16_t ipl,
+		bool inverted)
+{
+	for (uint32_t i = 0; i < bs; i++)
+		b[i] = (uint8_t)(pat[i % ipl] ^ (inverted ? 0xff : 0));
+}
+
+/* Blocks lba .. lba+nb-1 of LUN lun_id all hold block b. */
+static void
+check_blocks(unsigned lun_id, uint64_t lba, uint32_t nb, const uint8_t *b,
+	     uint32_t bs)
+{
+	uint8_t *back = read16(lun_id, lba, nb);
+
+	for (uint32_t i = 0; back && i < nb; i++)
+		CHECK_MEM(back + (size_t)i * bs, b, bs);
+	free(back);
+}
+
+/* Is SANITIZE service action sa listed by REPORT SUPPORTED OPERATION
+ * CODES on LUN lun_id, both asked alone and in the list of all? */
+static void
+check_sanitize_listed(unsigned lun_id, uint8_t sa, bool want)
+{
+	uint8_t c[16] = { 0xa3, 0x0c, 0x02, 0x48 };
+	struct xcmd *x;
+	bool listed = false;
+
+	put_be16(c + 4, sa);
+	put_be32(c + 6, 64);
+	x = run(lun_id, c, SCSI_DIR_READ, 64, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[1] & 0x07, want ? 0x03 : 0x01);
+	if (want)
+		CHECK_EQ_HEX(x->cmd.buf[4 + 1] & 0x1f, sa);
+	xfree(x);
+	memset(c, 0, 16);
+	c[0] = 0xa3;
+	c[1] = 0x0c;
+	put_be32(c + 6, 4096);
+	x = run(lun_id, c, SCSI_DIR_READ, 4096, NULL);
+	CHECK_GOOD(x);
+	for (uint32_t o = 4; o + 8 <= x->cmd.data_len; o += 8)
+		if (x->cmd.buf[o] == 0x48 && get_be16(x->cmd.buf + o + 2) == sa)
+			listed = true;
+	CHECK_EQ_INT(listed, want);
+	xfree(x);
+}
+
+/* SANITIZE OVERWRITE on the memory LUNs (the memory backend holds the
+ * only copy, can_sanitize_overwrite): the pattern in every block, short
+ * patterns repeated from each block's start, INVERT between passes, the
+ * CDB and parameter list checks with their field pointers, IMMED with
+ * the progress, and the service actions reported. */
+TEST(sanitize_overwrite)
+{
+	struct lun *l1 = target_find_lun(tgt, 1);
+	uint8_t *p = malloc(4096 + 16), *pat = malloc(4096);
+	uint8_t *blk = malloc(4096), *data = malloc(4 * 4096), *back;
+	uint8_t c[16], tur[16] = { 0x00 };
+	uint32_t plen;
+	struct xcmd *x;
+	unsigned i;
+
+	REQUIRE(p && pat && blk && data && l1 != NULL);
+	fill(pat, 4096, 5);
+
+	/* Reported: OVERWRITE and EXIT FAILURE MODE on both locked memory
+	 * LUNs, BLOCK ERASE on the thin one only, CRYPTOGRAPHIC ERASE
+	 * nowhere.  A memory LUN without "lock" (LUN 2) may have pages in
+	 * swap: no OVERWRITE. */
+	CHECK(!target_find_lun(tgt, 2)->be->can_sanitize_overwrite);
+	CHECK(l1->be->can_sanitize_overwrite);
+	check_sanitize_listed(0, 0x01, true);
+	check_sanitize_listed(0, 0x02, false);
+	check_sanitize_listed(0, 0x1f, true);
+	check_sanitize_listed(0, 0x03, false);
+	check_sanitize_listed(1, 0x01, true);
+	check_sanitize_listed(1, 0x02, true);
+	check_sanitize_listed(1, 0x1f, true);
+	check_sanitize_listed(1, 0x03, false);
+
+	/* One full 512-byte block of pattern on LUN 0, first and last
+	 * blocks included. */
+	fill(data, 4 * 512, 9);
+	write16(0, 0, 4, data);
+	write16(0, LUN0_BLOCKS - 4, 4, data);
+	plen = overwrite_param(p, 1, false, pat, 512);
+	cdb_sanitize(c, 0x01, (uint16_t)plen);
+	x = run(0, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_GOOD(x);
+	xfree(x);
+	overwrite_block(blk, 512, pat, 512, false);
+	check_blocks(0, 0, 4, blk, 512);
+	check_blocks(0, LUN0_BLOCKS - 4, 4, blk, 512);
+
+	/* A 3-byte pattern on the 4096-byte LUN: 4096 is not a multiple
+	 * of 3, and each block starts the pattern again.  EDTL rounded up
+	 * to 4 bytes, as libiscsi sends it. */
+	write16(1, 0, 4, data);
+	plen = overwrite_param(p, 1, false, pat, 3);
+	cdb_sanitize(c, 0x01, (uint16_t)plen);
+	x = run(1, c, SCSI_DIR_WRITE, 8, p);
+	CHECK_GOOD(x);
+	xfree(x);
+	overwrite_block(blk, 4096, pat, 3, false);
+	check_blocks(1, 0, 4, blk, 4096);
+	check_blocks(1, LUN1_BLOCKS - 1, 1, blk, 4096);
+
+	/* INVERT: inverted between passes, so 2 passes leave the inverse
+	 * and 3 the pattern; with 1 pass INVERT changes nothing. */
+	for (i = 1; i <= 3; i++) {
+		plen = overwrite_param(p, i, true, pat, 16);
+		cdb_sanitize(c, 0x01, (uint16_t)plen);
+		x = run(1, c, SCSI_DIR_WRITE, plen, p);
+		CHECK_GOOD(x);
+		xfree(x);
+		overwrite_block(blk, 4096, pat, 16, i == 2);
+		check_blocks(1, 7, 2, blk, 4096);
+		check_blocks(1, LUN1_BLOCKS - 2, 2, blk, 4096);
+	}
+
+	/* Parameter list length outside 5 .. block length + 4: INVALID
+	 * FIELD IN CDB at the length. */
+	fill(data, 4 * 4096, 33);
+	write16(1, 0, 4, data);
+	memset(p, 0, 4096 + 16);
+	p[0] = 1;
+	for (i = 0; i < 5; i++) {
+		cdb_sanitize(c, 0x01, (uint16_t)i);
+		x = run(1, c, i ? SCSI_DIR_WRITE : SCSI_DIR_NONE, i ? 4 : 0, p);
+		CHECK_INVALID_FIELD(x, 7, 7);
+		xfree(x);
+	}
+	cdb_sanitize(c, 0x01, 4096 + 5);
+	x = run(1, c, SCSI_DIR_WRITE, 4096 + 8, p);
+	CHECK_INVALID_FIELD(x, 7, 7);
+	xfree(x);
+	cdb_sanitize(c, 0x01, 512 + 5);		/* 512-byte LUN */
+	x = run(0, c, SCSI_DIR_WRITE, 512 + 8, p);
+	CHECK_INVALID_FIELD(x, 7, 7);
+	xfree(x);
+	/* More than the initiator sends. */
+	plen = overwrite_param(p, 1, false, pat, 64);
+	cdb_sanitize(c, 0x01, (uint16_t)plen);
+	x = run(1, c, SCSI_DIR_WRITE, 16, p);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_PARAMETER_LIST_LENGTH_ERROR);
+	xfree(x);
+	/* OVERWRITE COUNT 0, TEST, the reserved byte 1: INVALID FIELD IN
+	 * PARAMETER LIST at the field. */
+	plen = overwrite_param(p, 0, false, pat, 64);
+	cdb_sanitize(c, 0x01, (uint16_t)plen);
+	x = run(1, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_INVALID_PARAM(x, 0, 4);
+	xfree(x);
+	for (i = 1; i <= 3; i++) {
+		plen = overwrite_param(p, 1, false, pat, 64);
+		p[0] |= (uint8_t)(i << 5);
+		x = run(1, c, SCSI_DIR_WRITE, plen, p);
+		CHECK_INVALID_PARAM(x, 0, 6);
+		xfree(x);
+	}
+	plen = overwrite_param(p, 1, false, pat, 64);
+	p[1] = 0x01;
+	x = run(1, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_INVALID_PARAM(x, 1, 7);
+	xfree(x);
+	/* INITIALIZATION PATTERN LENGTH 0, or above the block length. */
+	plen = overwrite_param(p, 1, false, pat, 64);
+	put_be16(p + 2, 0);
+	x = run(1, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_INVALID_PARAM(x, 2, 7);
+	xfree(x);
+	plen = overwrite_param(p, 1, false, pat, 4096);
+	put_be16(p + 2, 4097);
+	cdb_sanitize(c, 0x01, (uint16_t)plen);
+	x = run(1, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_INVALID_PARAM(x, 2, 7);
+	xfree(x);
+	plen = overwrite_param(p, 1, false, pat, 512);
+	put_be16(p + 2, 513);
+	cdb_sanitize(c, 0x01, (uint16_t)plen);
+	x = run(0, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_INVALID_PARAM(x, 2, 7);
+	xfree(x);
+	/* A pattern length that disagrees with the list: longer (the list
+	 * ends first), or shorter (bytes after the pattern). */
+	plen = overwrite_param(p, 1, false, pat, 64);
+	put_be16(p + 2, 65);
+	cdb_sanitize(c, 0x01, (uint16_t)plen);
+	x = run(1, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_PARAMETER_LIST_LENGTH_ERROR);
+	xfree(x);
+	put_be16(p + 2, 60);
+	x = run(1, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_INVALID_PARAM(x, 2, 7);
+	xfree(x);
+	/* Reserved CDB bits and bytes come first. */
+	plen = overwrite_param(p, 1, false, pat, 64);
+	cdb_sanitize(c, 0x01 | 0x40, (uint16_t)plen);
+	x = run(1, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_INVALID_FIELD(x, 1, 6);
+	xfree(x);
+	for (i = 2; i <= 6; i++) {
+		cdb_sanitize(c, 0x01, (uint16_t)plen);
+		c[i] = (uint8_t)i;
+		x = run(1, c, SCSI_DIR_WRITE, plen, p);
+		CHECK_INVALID_FIELD(x, i, 7);
+		xfree(x);
+	}
+	/* None of the refused ones wrote anything. */
+	back = read16(1, 0, 4);
+	CHECK_MEM(back, data, 4 * 4096);
+	free(back);
+	CHECK(!__atomic_load_n(&l1->sanitize_failed, __ATOMIC_ACQUIRE));
+
+	/* IMMED: GOOD at once, NOT READY with the progress while the
+	 * overwrite waits for the lock held here; then the pattern. */
+	pthread_rwlock_rdlock(&l1->write_lock);
+	plen = overwrite_param(p, 2, false, pat, 4096);
+	cdb_sanitize(c, 0x81, (uint16_t)plen);
+	x = run(1, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_GOOD(x);
+	xfree(x);
+	/* The job copied the pattern: the command's buffer is gone. */
+	x = run(1, tur, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_NOT_READY, ASC_SANITIZE_IN_PROGRESS);
+	CHECK_EQ_HEX(x->cmd.sense[15] & 0x80, 0x80);
+	CHECK_EQ_INT(get_be16(x->cmd.sense + 16), 0);	/* not started */
+	xfree(x);
+	x = run(1, c, SCSI_DIR_WRITE, plen, p);		/* a second one */
+	CHECK_SENSE(x, SK_NOT_READY, ASC_SANITIZE_IN_PROGRESS);
+	xfree(x);
+	/* A LOGICAL UNIT RESET meanwhile (its SCSI side) stops nothing. */
+	scsi_ua_establish_all(tgt, l1, UA_RESET);
+	CHECK(__atomic_load_n(&l1->sanitizing, __ATOMIC_ACQUIRE));
+	x = run(1, tur, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_NOT_READY, ASC_SANITIZE_IN_PROGRESS);
+	xfree(x);
+	pthread_rwlock_unlock(&l1->write_lock);
+	for (i = 0; i < 2000 && __atomic_load_n(&l1->sanitizing,
+						 __ATOMIC_ACQUIRE); i++) {
+		free(read16(0, 0, 1));
+		usleep(1000);
+	}
+	CHECK(!__atomic_load_n(&l1->sanitizing, __ATOMIC_ACQUIRE));
+	x = run(1, tur, SCSI_DIR_NONE, 0, NULL);	/* the reset's UA */
+	CHECK_SENSE(x, SK_UNIT_ATTENTION, ASC_BUS_DEVICE_RESET_OCCURRED);
+	xfree(x);
+	x = run(1, tur, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	overwrite_block(blk, 4096, pat, 4096, false);
+	check_blocks(1, 0, 4, blk, 4096);
+	check_blocks(1, LUN1_BLOCKS - 4, 4, blk, 4096);
+
+	/* No SANITIZE at all on the read-only LUN: not thin, and its memory
+	 * is not locked. */
+	plen = overwrite_param(p, 1, false, pat, 512);
+	cdb_sanitize(c, 0x01, (uint16_t)plen);
+	x = run(2, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_COMMAND_OPERATION_CODE);
+	xfree(x);
+	free(data);
+	free(blk);
+	free(pat);
+	free(p);
+}
+
+/* A backend write that fails, put in place of the memory backend's. */
+static int
+failing_pwrite(void *h, const void *buf, uint32_t count, uint64_t offset,
+	       uint32_t flags)
+{
+	return -EIO;
+}
+
+/* The sanitize failure mode (SBC-4 §4.11): a failed OVERWRITE ends with
+ * MEDIUM ERROR, SANITIZE COMMAND FAILED and leaves medium access failing
+ * the same way; with AUSE 0 only a sanitize that succeeds ends it (EXIT
+ * FAILURE MODE and AUSE 1 are refused), with AUSE 1 EXIT FAILURE MODE
+ * does too. */
+TEST(sanitize_failure_mode)
+{
+	struct lun *l1 = target_find_lun(tgt, 1);
+	int (*saved)(void *, const void *, uint32_t, uint64_t, uint32_t);
+	uint8_t p[64], pat[16], c[16], r16[16], tur[16] = { 0x00 };
+	uint8_t inq[16], *data, *back;
+	uint32_t plen;
+	struct xcmd *x;
+
+	data = malloc(4096);
+	REQUIRE(data != NULL && l1 != NULL);
+	fill(pat, sizeof pat, 3);
+	fill(data, 4096, 21);
+	write16(1, 3, 1, data);
+	cdb_rw(r16, 0x88, 3, 1);
+	cdb_inquiry(inq, false, 0, 96);
+
+	/* Nothing failed: EXIT FAILURE MODE has nothing to leave. */
+	cdb_sanitize(c, 0x1f, 0);
+	x = run(1, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	/* It takes no parameter list. */
+	cdb_sanitize(c, 0x1f, 8);
+	x = run(1, c, SCSI_DIR_WRITE, 8, p);
+	CHECK_INVALID_FIELD(x, 7, 7);
+	xfree(x);
+
+	saved = l1->be->ops.pwrite;
+	l1->be->ops.pwrite = failing_pwrite;
+	plen = overwrite_param(p, 1, false, pat, sizeof pat);
+	cdb_sanitize(c, 0x01, (uint16_t)plen);		/* AUSE 0 */
+	x = run(1, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_SENSE(x, SK_MEDIUM_ERROR, ASC_SANITIZE_COMMAND_FAILED);
+	xfree(x);
+	l1->be->ops.pwrite = saved;
+	CHECK_EQ_INT(__atomic_load_n(&l1->sanitize_failed, __ATOMIC_ACQUIRE),
+		     SANITIZE_FAILED_RESTRICTED);
+	x = run(1, r16, SCSI_DIR_READ, 4096, NULL);
+	CHECK_SENSE(x, SK_MEDIUM_ERROR, ASC_SANITIZE_COMMAND_FAILED);
+	xfree(x);
+	cdb_rw(c, 0x8a, 3, 1);
+	x = run(1, c, SCSI_DIR_WRITE, 4096, data);
+	CHECK_SENSE(x, SK_MEDIUM_ERROR, ASC_SANITIZE_COMMAND_FAILED);
+	xfree(x);
+	x = run(1, tur, SCSI_DIR_NONE, 0, NULL);	/* no medium access */
+	CHECK_GOOD(x);
+	xfree(x);
+	x = run(1, inq, SCSI_DIR_READ, 96, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	x = run(0, r16, SCSI_DIR_READ, 512, NULL);	/* other LUNs serve */
+	CHECK_GOOD(x);
+	xfree(x);
+	/* Restricted: no EXIT FAILURE MODE, no AUSE 1. */
+	cdb_sanitize(c, 0x1f, 0);
+	x = run(1, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_INVALID_FIELD(x, 1, 4);
+	xfree(x);
+	cdb_sanitize(c, 0x20 | 0x01, (uint16_t)plen);
+	x = run(1, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_INVALID_FIELD(x, 1, 5);
+	xfree(x);
+	CHECK_EQ_INT(__atomic_load_n(&l1->sanitize_failed, __ATOMIC_ACQUIRE),
+		     SANITIZE_FAILED_RESTRICTED);
+	/* A sanitize that succeeds (BLOCK ERASE, AUSE 0) ends it. */
+	cdb_sanitize(c, 0x02, 0);
+	x = run(1, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	CHECK(!__atomic_load_n(&l1->sanitize_failed, __ATOMIC_ACQUIRE));
+	back = read16(1, 3, 1);
+	CHECK_FILL(back, 0, 4096);
+	free(back);
+
+	/* AUSE 1, failing with IMMED: GOOD at once, then the failure mode,
+	 * which EXIT FAILURE MODE ends. */
+	l1->be->ops.pwrite = failing_pwrite;
+	cdb_sanitize(c, 0x80 | 0x20 | 0x01, (uint16_t)plen);
+	x = run(1, c, SCSI_DIR_WRITE, plen, p);
+	CHECK_GOOD(x);
+	xfree(x);
+	for (unsigned i = 0; i < 2000 && __atomic_load_n(&l1->sanitizing,
+							  __ATOMIC_ACQUIRE);
+	     i++) {
+		free(read16(0, 0, 1));
+		usleep(1000);
+	}
+	l1->be->ops.pwrite = saved;
+	CHECK_EQ_INT(__atomic_load_n(&l1->sanitize_failed, __ATOMIC_ACQUIRE),
+		     SANITIZE_FAILED_UNRESTRICTED);
+	x = run(1, r16, SCSI_DIR_READ, 4096, NULL);
+	CHECK_SENSE(x, SK_MEDIUM_ERROR, ASC_SANITIZE_COMMAND_FAILED);
+	xfree(x);
+	cdb_sanitize(c, 0x1f, 8);			/* still no list */
+	x = run(1, c, SCSI_DIR_WRITE, 8, p);
+	CHECK_INVALID_FIELD(x, 7, 7);
+	xfree(x);
+	cdb_sanitize(c, 0x1f, 0);
+	x = run(1, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	CHECK(!__atomic_load_n(&l1->sanitize_failed, __ATOMIC_ACQUIRE));
+	x = run(1, r16, SCSI_DIR_READ, 4096, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	free(data);
+}
+
+/* File LUNs: a file cannot promise that an overwrite reaches every copy
+ * of the data, so OVERWRITE is not offered there (INVALID FIELD IN CDB
+ * and not reported); a thin one has BLOCK ERASE and EXIT FAILURE MODE,
+ * a thick one no SANITIZE at all. */
+TEST(sanitize_file_lun_no_overwrite)
+{
+	static const uint8_t isid[6] = { 0x80, 0, 0, 0, 0, 3 };
+	char dir[] = "/tmp/test-scsi.XXXXXX", json[1024], path[2][64];
+	char err[512];
+	struct conf *c2 = NULL;
+	struct lunmap *m2 = NULL;
+	struct target *t2;
+	struct scsi_nexus *n2 = NULL;
+	uint8_t c[16], p[64] = { 0x01, 0, 0, 4, 0xaa, 0xaa, 0xaa, 0xaa };
+	struct xcmd *x;
+
+	REQUIRE(mkdtemp(dir) != NULL);
+	snprintf(path[0], sizeof path[0], "%s/thin.img", dir);
+	snprintf(path[1], sizeof path[1], "%s/thick.img", dir);
+	snprintf(json, sizeof json,
+		 "{\"portals\": [\"127.0.0.1:3260\"],"
+		 " \"targets\": [{\"name\": \"" TARGET_NAME "-san\","
+		 "  \"luns\": ["
+		 "  {\"lun\": 0, \"thin\": true, \"backend\": {\"type\": \"file\","
+		 "   \"path\": \"%s\", \"size\": \"1M\"}},"
+		 "  {\"lun\": 1, \"backend\": {\"type\": \"file\","
+		 "   \"path\": \"%s\", \"size\": \"1M\"}}]}]}",
+		 path[0], path[1]);
+	c2 = conf_load_string(json, NULL, "test-scsi-san", err, sizeof err);
+	CHECK(c2 != NULL);
+	m2 = c2 ? lunmap_new(c2) : NULL;
+	CHECK(m2 != NULL);
+	t2 = m2 ? lunmap_find_target(m2, TARGET_NAME "-san") : NULL;
+	n2 = t2 ? scsi_nexus_new(t2, "iqn.2026-01.com.example:initiator",
+				 isid) : NULL;
+	CHECK(n2 != NULL);
+	if (!n2)
+		goto out;
+	CHECK(!target_find_lun(t2, 0)->be->can_sanitize_overwrite);
+
+	cdb_sanitize(c, 0x01, 8);
+	x = run_on(n2, 0, c, 16, SCSI_DIR_WRITE, 8, p);
+	CHECK_INVALID_FIELD(x, 1, 4);
+	xfree(x);
+	x = run_on(n2, 1, c, 16, SCSI_DIR_WRITE, 8, p);
+	CHECK_SENSE(x, SK_ILLEGAL_REQUEST, ASC_INVALID_COMMAND_OPERATION_CODE);
+	xfree(x);
+	for (unsigned i = 0; i < 4; i++) {
+		static const uint8_t sa[] = { 0x01, 0x02, 0x03, 0x1f };
+		static const bool want[] = { false, true, false, true };
+
+		memset(c, 0, 16);
+		c[0] = 0xa3;
+		c[1] = 0x0c;
+		c[2] = 0x02;
+		c[3] = 0x48;
+		put_be16(c + 4, sa[i]);
+		put_be32(c + 6, 64);
+		x = run_on(n2, 0, c, 16, SCSI_DIR_READ, 64, NULL);
+		CHECK_GOOD(x);
+		CHECK_EQ_HEX(x->cmd.buf[1] & 0x07, want[i] ? 0x03 : 0x01);
+		xfree(x);
+	}
+	cdb_sanitize(c, 0x02, 0);		/* BLOCK ERASE works there */
+	x = run_on(n2, 0, c, 16, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+out:
+	scsi_nexus_free(n2);
+	lunmap_free(m2);
+	conf_free(c2);
+	unlink(path[0]);
+	unlink(path[1]);
+	rmdir(dir);
 }
 
 TEST(unmap_thick_refused)
@@ -2962,6 +3472,8 @@ TEST(out_len_of_cdbs)
 	CHECK_EQ_INT(scsi_cmd_out_len(&cmd), 0);
 	cdb_unmap(cmd.cdb, 24);
 	CHECK_EQ_INT(scsi_cmd_out_len(&cmd), 24);
+	cdb_sanitize(cmd.cdb, 0x01, 13);	/* the list, not EDTL */
+	CHECK_EQ_INT(scsi_cmd_out_len(&cmd), 13);
 	cdb_orwrite(cmd.cdb, 0, 3);
 	CHECK_EQ_INT(scsi_cmd_out_len(&cmd), 3 * 512);
 	/* WRITE ATOMIC: TRANSFER LENGTH in bytes 12-13, not the ATOMIC
@@ -4277,6 +4789,41 @@ rcr(struct scsi_nexus *n, unsigned sa, uint8_t list_id, uint32_t alloc)
 		CHECK_EQ_HEX((x)->cmd.sense[15], 0xa0);                       \
 		CHECK_EQ_INT(get_be16((x)->cmd.sense + 16), (field));         \
 	} while (0)
+
+/* A LUN in the sanitize failure mode is no copy target either: an
+ * EXTENDED COPY sent to LUN 0 that reads LUN 1 after a failed SANITIZE
+ * gets MEDIUM ERROR, SANITIZE COMMAND FAILED; after a sanitize that
+ * succeeds, the copy runs. */
+TEST(xcopy_sanitize_failed_target)
+{
+	struct lun *l1 = target_find_lun(tgt, 1);
+	int (*saved)(void *, const void *, uint32_t, uint64_t, uint32_t);
+	uint8_t *p = calloc(1, 4096), q[8] = { 0x01, 0, 0, 4, 1, 2, 3, 4 };
+	uint8_t c[16];
+	uint32_t n;
+	struct xcmd *x;
+
+	REQUIRE(p != NULL && l1 != NULL);
+	saved = l1->be->ops.pwrite;
+	l1->be->ops.pwrite = failing_pwrite;
+	cdb_sanitize(c, 0x01, 8);
+	x = run(1, c, SCSI_DIR_WRITE, 8, q);
+	CHECK_SENSE(x, SK_MEDIUM_ERROR, ASC_SANITIZE_COMMAND_FAILED);
+	xfree(x);
+	l1->be->ops.pwrite = saved;
+	n = xc_simple(p, l1, 1, 0, 10, 1, 2);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_SENSE(x, SK_MEDIUM_ERROR, ASC_SANITIZE_COMMAND_FAILED);
+	xfree(x);
+	cdb_sanitize(c, 0x02, 0);
+	x = run(1, c, SCSI_DIR_NONE, 0, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	x = xcopy_on(nexus, 0, p, n, n);
+	CHECK_GOOD(x);
+	xfree(x);
+	free(p);
+}
 
 TEST(xcopy_parameter_list)
 {
