@@ -47,7 +47,7 @@ struct lun {
 	uint64_t nblocks;
 	bool read_only;
 	bool thin;
-	bool removable;		/* RMB: START STOP UNIT loads and ejects */
+	bool removable;		/* RMB: START STOP UNIT loads, ejects */
 	char serial[65];
 	uint64_t naa;			/* NAA 3 designator, stable */
 	/* Current caching-page WCE and control-page SWP bits: atomic,

@@ -62,11 +62,11 @@ sbc_start_stop_unit(struct scsi_cmd *cmd)
 				       ASC_MEDIUM_REMOVAL_PREVENTED);
 			return SCSI_DONE;
 		}
-		log_info("LUN %u: medium ejected", l->id);
+		log_info("%s: medium ejected", l->pointer ? l->pointer : "LUN");
 		return SCSI_DONE;
 	}
 	if (__atomic_exchange_n(&l->medium_out, 0, __ATOMIC_ACQ_REL)) {
-		log_info("LUN %u: medium loaded", l->id);
+		log_info("%s: medium loaded", l->pointer ? l->pointer : "LUN");
 		/* SAM-5 counts a possibly changed removable medium among the
 		 * events that establish a unit attention (NOT READY TO READY
 		 * CHANGE, MEDIUM MAY HAVE CHANGED).  The nexus that loaded it

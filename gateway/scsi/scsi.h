@@ -84,7 +84,7 @@ struct xcopy_nexus;
 enum scsi_ua {
 	UA_POWER_ON = 0,
 	UA_RESET,
-	UA_MEDIUM_CHANGED,		/* a removable LUN's medium was loaded */
+	UA_MEDIUM_CHANGED,		/* a removable medium was loaded */
 	UA_CAPACITY_CHANGED,
 	UA_MODE_CHANGED,
 	UA_LUNS_CHANGED,

@@ -1852,16 +1852,21 @@ TEST(removable_medium)
 		"  \"luns\": ["
 		"  {\"lun\": 0, \"removable\": true,"
 		"   \"backend\": {\"type\": \"memory\", \"size\": \"1M\"}},"
-		"  {\"lun\": 1, \"backend\": {\"type\": \"memory\", \"size\": \"1M\"}}"
+		"  {\"lun\": 1,"
+		"   \"backend\": {\"type\": \"memory\", \"size\": \"1M\"}}"
 		"  ]}]}";
 	static const uint8_t isid_a[6] = { 0x80, 0, 0, 0, 0, 0x0a };
 	static const uint8_t isid_b[6] = { 0x80, 0, 0, 0, 0, 0x0b };
 	char err[256];
-	struct conf *rc = conf_load_string(rm_json, NULL, "rm", err, sizeof err);
+	struct conf *rc = conf_load_string(rm_json, NULL, "rm", err,
+					   sizeof err);
 	struct lunmap *rmap = rc ? lunmap_new(rc) : NULL;
-	struct target *rt = rmap ? lunmap_find_target(rmap, "iqn.2026-01.com.example:rm") : NULL;
-	struct scsi_nexus *a = rt ? scsi_nexus_new(rt, "iqn.2026-01.x:a", isid_a) : NULL;
-	struct scsi_nexus *b = rt ? scsi_nexus_new(rt, "iqn.2026-01.x:b", isid_b) : NULL;
+	struct target *rt = rmap ?
+		lunmap_find_target(rmap, "iqn.2026-01.com.example:rm") : NULL;
+	struct scsi_nexus *a = rt ?
+		scsi_nexus_new(rt, "iqn.2026-01.x:a", isid_a) : NULL;
+	struct scsi_nexus *b = rt ?
+		scsi_nexus_new(rt, "iqn.2026-01.x:b", isid_b) : NULL;
 	struct lun *rl = rt ? target_find_lun(rt, 0) : NULL;
 	uint8_t c[16];
 	struct xcmd *x;
@@ -2019,8 +2024,10 @@ TEST(removable_medium)
 	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), SAM_STAT_GOOD);
 	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_LOAD), SAM_STAT_GOOD);
 	/* So does a target reset. */
-	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1), RM_UA(ASC_BUS_DEVICE_RESET_OCCURRED));
-	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1), RM_UA(ASC_NOT_READY_TO_READY_CHANGE));
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1),
+		     RM_UA(ASC_BUS_DEVICE_RESET_OCCURRED));
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1),
+		     RM_UA(ASC_NOT_READY_TO_READY_CHANGE));
 	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1), SAM_STAT_GOOD);
 	scsi_ua_establish_all(rt, NULL, UA_RESET);
 	CHECK_EQ_HEX(rm_run6(a, 0, RM_TUR, 0),
@@ -2034,11 +2041,12 @@ TEST(removable_medium)
 
 	/* Reservations (SBC-4 table 13, SPC-2): a PREVENT from a nexus that
 	 * does not hold a RESERVE(6) conflicts, an ALLOW does not. */
-	CHECK_EQ_HEX(rm_run6(a, 0, 0x16, 0), SAM_STAT_GOOD);	/* RESERVE(6) */
+	/* RESERVE(6), then RELEASE(6) */
+	CHECK_EQ_HEX(rm_run6(a, 0, 0x16, 0), SAM_STAT_GOOD);
 	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1), SAM_STAT_RESERVATION_CONFLICT);
 	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 0), SAM_STAT_GOOD);
 	CHECK_EQ_HEX(rm_run6(a, 0, RM_PA, 1), SAM_STAT_GOOD);
-	CHECK_EQ_HEX(rm_run6(a, 0, 0x17, 0), SAM_STAT_GOOD);	/* RELEASE(6) */
+	CHECK_EQ_HEX(rm_run6(a, 0, 0x17, 0), SAM_STAT_GOOD);
 	CHECK_EQ_HEX(rm_run6(b, 0, RM_SSU, RM_EJECT), RM_PREVENTED);
 	CHECK_EQ_HEX(rm_run6(a, 0, RM_PA, 0), SAM_STAT_GOOD);
 	CHECK_EQ_HEX(rm_run6(b, 0, RM_TUR, 0), SAM_STAT_GOOD);
