@@ -183,6 +183,9 @@ status_luns(const struct target *t)
 		json_object_set_new(o, "thin", json_boolean(l->thin));
 		json_object_set_new(o, "write_cache", json_boolean(
 			__atomic_load_n(&l->wce, __ATOMIC_RELAXED)));
+		json_object_set_new(o, "removable", json_boolean(l->removable));
+		json_object_set_new(o, "medium_ejected", json_boolean(
+			__atomic_load_n(&l->medium_out, __ATOMIC_RELAXED)));
 		lun_counters(o, l);
 		if (l->pi)
 			json_object_set_new(o, "per_initiator", status_template(l));

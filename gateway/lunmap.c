@@ -118,6 +118,7 @@ lun_new(struct target *t, const struct conf_lun *cl)
 	l->block_shift = cl->block_size == 4096 ? 12 : 9;
 	l->read_only = cl->read_only;
 	l->thin = cl->thin;
+	l->removable = cl->removable;
 	l->wce = cl->write_cache;
 	pthread_rwlock_init(&l->write_lock, NULL);
 	pthread_mutex_init(&l->q_lock, NULL);
@@ -194,6 +195,7 @@ lun_instance_new(struct lun *tmpl, const char *initiator, const char *type,
 	l->block_shift = tmpl->block_shift;
 	l->read_only = tmpl->read_only;
 	l->thin = tmpl->thin;
+	l->removable = tmpl->removable;
 	l->wce = tmpl->wce;
 	pthread_rwlock_init(&l->write_lock, NULL);
 	pthread_mutex_init(&l->q_lock, NULL);

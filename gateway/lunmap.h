@@ -47,6 +47,7 @@ struct lun {
 	uint64_t nblocks;
 	bool read_only;
 	bool thin;
+	bool removable;		/* RMB: START STOP UNIT loads, ejects */
 	char serial[65];
 	uint64_t naa;			/* NAA 3 designator, stable */
 	/* Current caching-page WCE and control-page SWP bits: atomic,
@@ -65,6 +66,11 @@ struct lun {
 	 * FAILURE MODE (SBC-4 §4.11).  Not kept across a restart. */
 	int sanitize_failed;
 	struct mode_save *ms;		/* scsi/mode-save.c; NULL: none */
+	/* A removable LUN's medium was ejected (START STOP UNIT, scsi/
+	 * medium.c): atomic; set only under scsi/cmd.c's nexus list lock,
+	 * where the prevent bits of every nexus are checked.  While set,
+	 * medium access commands end with NOT READY, MEDIUM NOT PRESENT. */
+	int medium_out;
 	/* Reads and writes hold it shared; COMPARE AND WRITE, ORWRITE and
 	 * WRITE ATOMIC exclusive, so that each is atomic against every
 	 * other read and write (scsi/sbc.c). */

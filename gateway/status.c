@@ -322,13 +322,18 @@ print_targets(json_t *targets)
 			json_int_t bsz = json_integer_value(
 				json_object_get(l, "block_size"));
 
-			snprintf(flags, sizeof flags, "%s%s%s",
+			snprintf(flags, sizeof flags, "%s%s%s%s%s",
 				 json_is_true(json_object_get(l, "read_only")) ?
 				 "ro" : "rw",
 				 json_is_true(json_object_get(l, "thin")) ?
 				 ",thin" : "",
 				 json_is_true(json_object_get(l, "write_cache")) ?
-				 ",wce" : "");
+				 ",wce" : "",
+				 json_is_true(json_object_get(l, "removable")) ?
+				 ",rmb" : "",
+				 json_is_true(json_object_get(
+					 l, "medium_ejected")) ?
+				 ",ejected" : "");
 			table_row(&t, jnum(l, "lun", lun, sizeof lun),
 				  jtext(l, "backend"),
 				  fmt_bytes((double)blocks * (double)bsz, size,

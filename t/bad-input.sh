@@ -126,6 +126,8 @@ check_bad 'an unknown backend type' /targets/0/luns/0/backend \
 	"{\"portals\":[\"$P\"],\"targets\":[{\"name\":\"$TARGET\",\"luns\":[{\"lun\":0,\"backend\":{\"type\":\"bogus\",\"size\":\"16M\"}}]}]}"
 check_bad 'LUN 0 twice' /targets/0/luns/1/lun \
 	"{\"portals\":[\"$P\"],\"targets\":[{\"name\":\"$TARGET\",\"luns\":[{\"lun\":0,\"backend\":{\"type\":\"memory\",\"size\":\"16M\"}},{\"lun\":0,\"backend\":{\"type\":\"memory\",\"size\":\"16M\"}}]}]}"
+check_bad 'removable "yes"' /targets/0/luns/0 \
+	"{\"portals\":[\"$P\"],\"targets\":[{\"name\":\"$TARGET\",\"luns\":[{\"lun\":0,\"removable\":\"yes\",\"backend\":{\"type\":\"memory\",\"size\":\"16M\"}}]}]}"
 check_bad 'portals not an array' /portals \
 	"{\"portals\":\"$P\",\"targets\":[{\"name\":\"$TARGET\",\"luns\":[{\"lun\":0,\"backend\":{\"type\":\"memory\",\"size\":\"16M\"}}]}]}"
 

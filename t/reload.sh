@@ -20,8 +20,10 @@
 # keeps the LUN open until it is closed.  Per-initiator templates: a
 # session keeps its image of a changed or removed template until logout,
 # a new login gets the new template, the old ones are closed after; a
-# session the new acl leaves out is closed.  The built-in map refuses
-# reload.
+# session the new acl leaves out is closed.  A reload that flips a LUN's
+# "removable" replaces the LUN: RMB, PREVENT ALLOW MEDIUM REMOVAL and
+# ejecting follow at once, and an ejected medium comes back loaded.  The
+# built-in map refuses reload.
 # Not checked here: blockdev LUNs across a reload (a changed one cannot be
 # reopened while the old one holds O_EXCL), a reload while the daemon runs
 # as "user", CHAP changes.
@@ -418,6 +420,88 @@ grep -q "connection closed (the initiator is no longer in the target's acl or ne
 	fail "no log line for the session the acl left out"
 grep -q "reload (control socket): target $P: alias, acl, networks or CHAP changed" "$GW_LOG" ||
 	fail "no log line for the acl change"
+stop_gw
+
+# "removable" changed by a reload: the LUN is a changed LUN (a new one),
+# so RMB, PREVENT ALLOW MEDIUM REMOVAL and ejecting follow the new value
+# at once, and a medium ejected before comes back loaded.
+R=iqn.2026-11.org.example:r
+rmap() {
+	cat <<EOM
+{ "portals": ["127.0.0.1:$port"], "control_socket": "ctl.sock",
+  "iscsi": { "nop_interval": 0 },
+  "targets": [ { "name": "$R", "luns": [
+    { "lun": 0, "backend": { "type": "memory", "size": "4M" }$1 } ] } ] }
+EOM
+}
+rmap '' > "$map"
+start_gw "$map"
+PYTHONPATH="$SRCDIR/t" python3 - "$ISCSI_GW" "$map" "$port" "$R" <<'PY' || fail "removable reload checks"
+import json, subprocess, sys
+from iscsi_raw import Conn
+
+gw, mapf, port, R = sys.argv[1:5]
+c = Conn("127.0.0.1", int(port))
+st, _ = c.login("iqn.2026-11.org.example:r1", R)
+assert st == 0, "login to %s failed: %04x" % (R, st)
+TUR, INQ = b"\0" * 6, bytes([0x12, 0, 0, 0, 36, 0])
+EJECT, LOAD = bytes([0x1b, 0, 0, 0, 2, 0]), bytes([0x1b, 0, 0, 0, 3, 0])
+PREVENT = bytes([0x1e, 0, 0, 0, 1, 0])
+NO_MEDIUM = (2, 0x3a, 0)
+
+
+def rmb():
+    st, sense, data = c.command(INQ, read_len=36)
+    assert st == 0, (st, sense)
+    return data[1] >> 7
+
+
+def reload_to(removable):
+    m = json.load(open(mapf))
+    m["targets"][0]["luns"][0]["removable"] = removable
+    json.dump(m, open(mapf, "w"))
+    r = subprocess.run([gw, "reload", "--config", mapf], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    ans = json.loads(r.stdout)
+    assert len(ans["changed"]) == 1 and ans["unchanged"] == 0, ans
+    # The first command after the switch hears of it (command() would
+    # retry the unit attention).
+    c.scsi(TUR)
+    while True:
+        h, d = c.recv()
+        if h[0] & 0x3f == 0x21:
+            s = d[2:]
+            assert h[3] == 2 and (s[2] & 0x0f, s[12], s[13]) == (6, 0x3f, 0x0e), \
+                "no REPORTED LUNS DATA HAS CHANGED after the reload"
+            break
+
+
+# Not removable: RMB 0, no PREVENT ALLOW, an eject leaves the LUN ready.
+assert rmb() == 0
+st, sense, _ = c.command(PREVENT)
+assert (st, sense) == (2, (5, 0x20, 0)), (st, sense)
+assert c.command(EJECT)[0] == 0 and c.command(TUR)[0] == 0
+reload_to(True)
+assert rmb() == 1, "RMB is not set after the reload made the LUN removable"
+assert c.command(PREVENT)[0] == 0
+assert c.command(EJECT)[1] == (5, 0x53, 2), "eject not refused while prevented"
+assert c.command(PREVENT[:4] + b"\0\0")[0] == 0
+assert c.command(EJECT)[0] == 0
+assert c.command(TUR)[1] == NO_MEDIUM
+print("ok: a reload made the LUN removable: RMB, PREVENT, eject")
+# Back: a new, non-removable LUN, loaded and ready.
+reload_to(False)
+assert rmb() == 0
+assert c.command(TUR)[0] == 0, "the LUN is not ready after the reload"
+st, sense, _ = c.command(PREVENT)
+assert (st, sense) == (2, (5, 0x20, 0)), (st, sense)
+print("ok: a reload made it fixed again: RMB 0, ready, no PREVENT ALLOW")
+r, _ = c.logout()
+assert r[0] & 0x3f == 0x26 and r[2] == 0
+PY
+grep -q "reload (control socket): $R LUN 0 changed: /targets/0/luns/0 (memory" "$GW_LOG" ||
+	fail "no log line for the LUN whose removable key changed"
 stop_gw
 
 # The built-in map cannot be reloaded: said, and the daemon goes on.

@@ -37,6 +37,7 @@ conf_lun_equal(const struct conf_lun *a, const struct conf_lun *b)
 	    a->read_only != b->read_only || a->thin != b->thin ||
 	    a->write_cache != b->write_cache ||
 	    a->fuse_writable != b->fuse_writable ||
+	    a->removable != b->removable ||
 	    !str_eq(a->serial, b->serial) ||
 	    !str_eq(a->backend_type, b->backend_type) ||
 	    !pi_equal(a->pi, b->pi) || a->nbkeys != b->nbkeys)

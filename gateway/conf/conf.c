@@ -443,7 +443,7 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 
 static const char *const lun_keys[] = {
 	"lun", "backend", "per_initiator", "block_size", "read_only", "thin",
-	"write_cache", "serial", "fuse_writable", NULL
+	"write_cache", "serial", "fuse_writable", "removable", NULL
 };
 static const char *const lun_later[] = { NULL };
 
@@ -653,6 +653,7 @@ parse_lun(struct ctx *cx, json_t *lj, const char *ptr, struct conf_lun *l)
 	    get_bool(cx, lj, ptr, "thin", &l->thin) < 0 ||
 	    get_bool(cx, lj, ptr, "write_cache", &l->write_cache) < 0 ||
 	    get_bool(cx, lj, ptr, "fuse_writable", &l->fuse_writable) < 0 ||
+	    get_bool(cx, lj, ptr, "removable", &l->removable) < 0 ||
 	    get_string(cx, lj, ptr, "serial", false, &l->serial) < 0)
 		return -1;
 	if (l->serial && strlen(l->serial) > 64)

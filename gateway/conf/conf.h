@@ -37,6 +37,7 @@ struct conf_lun {
 	bool thin;
 	bool write_cache;
 	bool fuse_writable;	/* the FUSE view may write it */
+	bool removable;		/* removable medium (RMB), load/eject */
 	char *serial;		/* NULL: derived from target name and LUN */
 	char *backend_type;	/* NULL when per_initiator */
 	struct conf_pi *pi;	/* NULL unless per_initiator */
@@ -121,7 +122,8 @@ void conf_chap_free(struct conf_chap *ch);
 
 /* conf-diff.c: old and new maps, for a reload (reload.c). */
 /* Same LUN number and every setting the same (backend type and keys in
- * order, per_initiator, block_size, flags, serial, fuse_writable); where
+ * order, per_initiator, block_size, flags, serial, fuse_writable,
+ * removable); where
  * in the file it sits (the pointer) does not count. */
 bool conf_lun_equal(const struct conf_lun *a, const struct conf_lun *b);
 /* Same alias, acl and CHAP identities (secrets compared, never shown). */

@@ -5,8 +5,10 @@
  *
  * The OPF_RESV_* flags are SPC-4 table 65 and SBC-4 table 13 ("commands
  * that are allowed in the presence of various reservations") plus SPC-2's
- * list for RESERVE(6/10) reservations; pr.c refines START STOP UNIT and
- * SERVICE ACTION IN(16), whose rows depend on CDB fields.
+ * list for RESERVE(6/10) reservations; pr.c refines START STOP UNIT,
+ * PREVENT ALLOW MEDIUM REMOVAL and SERVICE ACTION IN(16), whose rows
+ * depend on CDB fields.  OPF_NO_MEDIUM marks what is not a medium access
+ * command: what a removable LUN runs with its medium ejected.
  */
 #include "config.h"
 
@@ -25,25 +27,33 @@ static const struct scsi_op ops[256] = {
 	OP(0x00, "TEST UNIT READY", spc_test_unit_ready, 6, OPF_RESV_ANY,
 	   0x00, 0x00, 0x00, 0x00, 0x00, 0x07),
 	OP(0x03, "REQUEST SENSE", spc_request_sense, 6,
-	   OPF_NO_LUN | OPF_NO_UA | OPF_RESV_ANY | OPF_RESV_SPC2,
+	   OPF_NO_LUN | OPF_NO_UA | OPF_RESV_ANY | OPF_RESV_SPC2 |
+	   OPF_NO_MEDIUM,
 	   0x03, 0x01, 0x00, 0x00, 0xff, 0x07),
 	OP(0x08, "READ(6)", sbc_read, 6, OPF_RESV_READ,
 	   0x08, 0x1f, 0xff, 0xff, 0xff, 0x07),
 	OP(0x0a, "WRITE(6)", sbc_write, 6, OPF_WRITE,
 	   0x0a, 0x1f, 0xff, 0xff, 0xff, 0x07),
 	OP(0x12, "INQUIRY", spc_inquiry, 6,
-	   OPF_NO_LUN | OPF_NO_UA | OPF_RESV_ANY | OPF_RESV_SPC2,
+	   OPF_NO_LUN | OPF_NO_UA | OPF_RESV_ANY | OPF_RESV_SPC2 |
+	   OPF_NO_MEDIUM,
 	   0x12, 0x01, 0xff, 0xff, 0xff, 0x07),
-	OP(0x15, "MODE SELECT(6)", spc_mode_select, 6, 0,
+	OP(0x15, "MODE SELECT(6)", spc_mode_select, 6, OPF_NO_MEDIUM,
 	   0x15, 0x11, 0x00, 0x00, 0xff, 0x07),
-	OP(0x16, "RESERVE(6)", spc_reserve, 6, OPF_RESV_ANY,
+	OP(0x16, "RESERVE(6)", spc_reserve, 6, OPF_RESV_ANY | OPF_NO_MEDIUM,
 	   0x16, 0x11, 0x00, 0x00, 0x00, 0x07),
-	OP(0x17, "RELEASE(6)", spc_release, 6, OPF_RESV_ANY | OPF_RESV_SPC2,
+	OP(0x17, "RELEASE(6)", spc_release, 6,
+	   OPF_RESV_ANY | OPF_RESV_SPC2 | OPF_NO_MEDIUM,
 	   0x17, 0x11, 0x00, 0x00, 0x00, 0x07),
-	OP(0x1a, "MODE SENSE(6)", spc_mode_sense, 6, OPF_RESV_READ,
+	OP(0x1a, "MODE SENSE(6)", spc_mode_sense, 6,
+	   OPF_RESV_READ | OPF_NO_MEDIUM,
 	   0x1a, 0x08, 0xff, 0xff, 0xff, 0x07),
-	OP(0x1b, "START STOP UNIT", sbc_start_stop_unit, 6, 0,
+	OP(0x1b, "START STOP UNIT", sbc_start_stop_unit, 6, OPF_NO_MEDIUM,
 	   0x1b, 0x01, 0x00, 0x0f, 0xf7, 0x07),
+	/* Removable LUNs only (medium.c). */
+	OP_IF(sbc_removable_avail, 0x1e, "PREVENT ALLOW MEDIUM REMOVAL",
+	   sbc_prevent_allow, 6, OPF_NO_MEDIUM,
+	   0x1e, 0x00, 0x00, 0x00, 0x03, 0x07),
 	OP(0x25, "READ CAPACITY(10)", sbc_read_capacity10, 10, OPF_RESV_ANY,
 	   0x25, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x01, 0x07),
 	OP(0x28, "READ(10)", sbc_read, 10, OPF_RESV_READ,
@@ -68,31 +78,35 @@ static const struct scsi_op ops[256] = {
 	/* Its service actions depend on the LUN (sanitize.c). */
 	OP_IF(sbc_sanitize_avail, 0x48, "SANITIZE", sbc_sanitize, 10, OPF_WRITE,
 	   0x48, 0xbf, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07),
-	OP(0x55, "MODE SELECT(10)", spc_mode_select, 10, 0,
+	OP(0x55, "MODE SELECT(10)", spc_mode_select, 10, OPF_NO_MEDIUM,
 	   0x55, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07),
-	OP(0x56, "RESERVE(10)", spc_reserve, 10, OPF_RESV_ANY,
+	OP(0x56, "RESERVE(10)", spc_reserve, 10, OPF_RESV_ANY | OPF_NO_MEDIUM,
 	   0x56, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07),
-	OP(0x57, "RELEASE(10)", spc_release, 10, OPF_RESV_ANY | OPF_RESV_SPC2,
+	OP(0x57, "RELEASE(10)", spc_release, 10,
+	   OPF_RESV_ANY | OPF_RESV_SPC2 | OPF_NO_MEDIUM,
 	   0x57, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07),
 	/* PERSISTENT RESERVE IN only reads the reservation state: like
 	 * INQUIRY it neither reports nor clears a pending unit attention
 	 * and passes a RESERVE(6/10) reservation (see pr_conflict). */
 	OP(0x5e, "PERSISTENT RESERVE IN", spc_pr_in, 10,
-	   OPF_NO_UA | OPF_RESV_ANY | OPF_RESV_SPC2,
+	   OPF_NO_UA | OPF_RESV_ANY | OPF_RESV_SPC2 | OPF_NO_MEDIUM,
 	   0x5e, 0x1f, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07),
-	OP(0x5f, "PERSISTENT RESERVE OUT", spc_pr_out, 10, OPF_RESV_ANY,
+	OP(0x5f, "PERSISTENT RESERVE OUT", spc_pr_out, 10,
+	   OPF_RESV_ANY | OPF_NO_MEDIUM,
 	   0x5f, 0x1f, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x07),
-	OP(0x5a, "MODE SENSE(10)", spc_mode_sense, 10, OPF_RESV_READ,
+	OP(0x5a, "MODE SENSE(10)", spc_mode_sense, 10,
+	   OPF_RESV_READ | OPF_NO_MEDIUM,
 	   0x5a, 0x18, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07),
 	/* EXTENDED COPY and RECEIVE COPY RESULTS pass every reservation on
 	 * the LUN they are sent to: the copy manager checks the copy
 	 * targets as reads and writes (xcopy.c).  Not OPF_WRITE: the
 	 * destination need not be this LUN. */
-	OP(0x83, "EXTENDED COPY", spc_extended_copy, 16, OPF_RESV_ANY,
+	OP(0x83, "EXTENDED COPY", spc_extended_copy, 16,
+	   OPF_RESV_ANY | OPF_NO_MEDIUM,
 	   0x83, 0x1f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	   0xff, 0xff, 0xff, 0xff, 0x00, 0x07),
 	OP(0x84, "RECEIVE COPY RESULTS", spc_receive_copy_results, 16,
-	   OPF_RESV_ANY,
+	   OPF_RESV_ANY | OPF_NO_MEDIUM,
 	   0x84, 0x1f, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	   0xff, 0xff, 0xff, 0xff, 0x00, 0x07),
 	OP(0x88, "READ(16)", sbc_read, 16, OPF_RESV_READ,
@@ -130,11 +144,12 @@ static const struct scsi_op ops[256] = {
 	   0x9e, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	   0xff, 0xff, 0xff, 0xff, 0x00, 0x07),
 	OP(0xa0, "REPORT LUNS", spc_report_luns, 12,
-	   OPF_NO_LUN | OPF_NO_UA | OPF_RESV_ANY | OPF_RESV_SPC2,
+	   OPF_NO_LUN | OPF_NO_UA | OPF_RESV_ANY | OPF_RESV_SPC2 |
+	   OPF_NO_MEDIUM,
 	   0xa0, 0x00, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff,
 	   0x00, 0x07),
 	OP(0xa3, "MAINTENANCE IN", spc_report_supported_opcodes, 12,
-	   OPF_RESV_READ,
+	   OPF_RESV_READ | OPF_NO_MEDIUM,
 	   0xa3, 0x1f, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	   0x00, 0x07),
 	OP(0xa8, "READ(12)", sbc_read, 12, OPF_RESV_READ,

@@ -1,12 +1,13 @@
 /* cmd.c: command dispatch, the LUN field, I_T nexus objects and unit
  * attentions.  scsi_cmd_exec checks, in SAM-5 order: the opcode exists, the
  * LUN exists, no unit attention is pending, no reservation conflicts
- * (pr.c), then runs the handler.  Runs on the loop thread; nexus UA bits
- * are guarded by the nexus lock because a reset on one session establishes
- * UAs on the others.
+ * (pr.c), the medium is in (a removable LUN), then runs the handler.  Runs
+ * on the loop thread; nexus UA and prevent bits are guarded by the nexus
+ * lock because a reset on one session establishes UAs on the others.
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,10 @@ scsi_nexus_new(struct target *t, const char *initiator, const uint8_t isid[6])
 	pthread_mutex_init(&n->lock, NULL);
 	n->nua = t->next_slot;
 	n->ua = calloc(n->nua + 1, sizeof *n->ua);
-	if (!n->ua) {
+	n->prevent = calloc(n->nua + 1, 1);
+	if (!n->ua || !n->prevent) {
+		free(n->ua);
+		free(n->prevent);
 		free(n);
 		return NULL;
 	}
@@ -108,27 +112,44 @@ scsi_nexus_free(struct scsi_nexus *n)
 	xcopy_nexus_free(n);
 	pthread_mutex_destroy(&n->lock);
 	free(n->ua);
+	free(n->prevent);
 	free(n);
 }
 
 void
 scsi_nexus_lost(struct scsi_nexus *n)
 {
+	if (!n)
+		return;
 	/* I_T nexus loss: its SPC-2 reservations end; registrations stay. */
-	if (n)
-		pr_nexus_gone(n);
+	pr_nexus_gone(n);
+	/* SBC-4 (PREVENT ALLOW MEDIUM REMOVAL): so do its preventions of
+	 * medium removal.  Taken under nexus_list_lock as they are set, so
+	 * that an eject sees them before or after, never half-way. */
+	pthread_mutex_lock(&nexus_list_lock);
+	pthread_mutex_lock(&n->lock);
+	memset(n->prevent, 0, n->nua + 1);
+	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_unlock(&nexus_list_lock);
 }
 
-/* ua[] covers the slots the target had when the nexus was made; a reload
- * adds LUNs with new slots (lunmap.h), so grow it to hold slot nslots - 1.
- * n->lock held.  False when out of memory (the UA is then lost). */
+/* ua[] and prevent[] cover the slots the target had when the nexus was
+ * made; a reload adds LUNs with new slots (lunmap.h), so grow them to hold
+ * slot nslots - 1.  n->lock held.  False when out of memory (the UA or
+ * prevention is then lost); nua changes only once both have grown. */
 static bool
 nexus_ua_grow(struct scsi_nexus *n, size_t nslots)
 {
 	uint32_t *nu;
+	uint8_t *np;
 
 	if (nslots <= n->nua)
 		return true;
+	np = realloc(n->prevent, nslots + 1);
+	if (!np)
+		return false;
+	memset(np + n->nua, 0, nslots + 1 - n->nua);
+	n->prevent = np;
 	nu = realloc(n->ua, (nslots + 1) * sizeof *n->ua);
 	if (!nu)
 		return false;
@@ -136,6 +157,15 @@ nexus_ua_grow(struct scsi_nexus *n, size_t nslots)
 	n->ua = nu;
 	n->nua = nslots;
 	return true;
+}
+
+/* Whether LUN l is reached through n: a per-initiator image only through
+ * its initiator's nexuses (they share the template's slot). */
+static bool
+nexus_reaches(const struct scsi_nexus *n, const struct lun *l)
+{
+	return n->target == l->target &&
+	       (!l->initiator || !strcasecmp(n->initiator, l->initiator));
 }
 
 bool
@@ -153,6 +183,8 @@ scsi_initiator_on_target(const char *initiator, const struct target *t)
 void
 scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua)
 {
+	bool reset = ua == UA_RESET || ua == UA_POWER_ON;
+
 	pthread_mutex_lock(&nexus_list_lock);
 	for (struct scsi_nexus *n = nexus_list; n; n = n->next) {
 		if (n->target != t)
@@ -163,10 +195,16 @@ scsi_ua_establish_all(struct target *t, struct lun *l, enum scsi_ua ua)
 		for (size_t i = 0; i < n->nua; i++)
 			if (!l || l->slot == i)
 				n->ua[i] |= 1u << ua;
+		/* SBC-4: a logical unit reset (and a target reset, which
+		 * resets every LUN) ends the prevention of medium removal. */
+		if (reset && !l)
+			memset(n->prevent, 0, n->nua + 1);
+		else if (reset && l->slot < n->nua && nexus_reaches(n, l))
+			n->prevent[l->slot] = 0;
 		pthread_mutex_unlock(&n->lock);
 	}
 	pthread_mutex_unlock(&nexus_list_lock);
-	if (ua == UA_RESET || ua == UA_POWER_ON) {
+	if (reset) {
 		pr_reset(t, l);
 		for (size_t i = 0; i < (l ? 1 : t->nluns); i++)
 			__atomic_add_fetch(&(l ? l : t->luns[i])->reset_gen, 1,
@@ -193,9 +231,77 @@ scsi_ua_establish_port(struct lun *l, const char *initiator,
 	pthread_mutex_unlock(&nexus_list_lock);
 }
 
+void
+scsi_ua_establish_others(struct lun *l, const struct scsi_nexus *except,
+			 enum scsi_ua ua)
+{
+	pthread_mutex_lock(&nexus_list_lock);
+	for (struct scsi_nexus *n = nexus_list; n; n = n->next) {
+		if (n == except || !nexus_reaches(n, l))
+			continue;
+		pthread_mutex_lock(&n->lock);
+		if (nexus_ua_grow(n, l->slot + 1u))
+			n->ua[l->slot] |= 1u << ua;
+		else
+			log_error("out of memory for a unit attention");
+		pthread_mutex_unlock(&n->lock);
+	}
+	pthread_mutex_unlock(&nexus_list_lock);
+}
+
+bool
+scsi_nexus_prevent(struct scsi_nexus *n, const struct lun *l, bool on)
+{
+	bool ok = true;
+
+	if (!n)
+		return true;
+	pthread_mutex_lock(&nexus_list_lock);
+	pthread_mutex_lock(&n->lock);
+	if (on && nexus_ua_grow(n, l->slot + 1u))
+		n->prevent[l->slot] = 1;
+	else if (on)
+		ok = false;
+	else if (l->slot < n->nua)
+		n->prevent[l->slot] = 0;
+	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_unlock(&nexus_list_lock);
+	return ok;
+}
+
+int
+scsi_medium_move(struct lun *l, bool out)
+{
+	bool prevented = false;
+	int r = 0;
+
+	/* Under nexus_list_lock, which every change of a prevent bit also
+	 * holds: no PREVENT can succeed between the check and the move. */
+	pthread_mutex_lock(&nexus_list_lock);
+	if (__atomic_load_n(&l->medium_out, __ATOMIC_ACQUIRE) == out)
+		goto out;
+	for (struct scsi_nexus *n = nexus_list; n && !prevented; n = n->next) {
+		if (!nexus_reaches(n, l))
+			continue;
+		pthread_mutex_lock(&n->lock);
+		prevented = l->slot < n->nua && n->prevent[l->slot];
+		pthread_mutex_unlock(&n->lock);
+	}
+	if (prevented) {
+		r = -EBUSY;
+	} else {
+		__atomic_store_n(&l->medium_out, out, __ATOMIC_RELEASE);
+		r = 1;
+	}
+out:
+	pthread_mutex_unlock(&nexus_list_lock);
+	return r;
+}
+
 static const uint16_t ua_asc[UA__MAX] = {
 	[UA_POWER_ON] = ASC_POWER_ON_OCCURRED,
 	[UA_RESET] = ASC_BUS_DEVICE_RESET_OCCURRED,
+	[UA_MEDIUM_CHANGED] = ASC_NOT_READY_TO_READY_CHANGE,
 	[UA_CAPACITY_CHANGED] = ASC_CAPACITY_DATA_HAS_CHANGED,
 	[UA_MODE_CHANGED] = ASC_MODE_PARAMETERS_CHANGED,
 	[UA_LUNS_CHANGED] = ASC_REPORTED_LUNS_DATA_HAS_CHANGED,
@@ -301,6 +407,13 @@ scsi_cmd_exec(struct scsi_cmd *cmd)
 	}
 	if (pr_conflict(cmd, op))
 		goto out;
+	/* SBC-4: a medium access command to a removable LUN whose medium
+	 * was ejected. */
+	if (cmd->lun && !(op->flags & OPF_NO_MEDIUM) &&
+	    __atomic_load_n(&cmd->lun->medium_out, __ATOMIC_ACQUIRE)) {
+		scsi_set_sense(cmd, SK_NOT_READY, ASC_MEDIUM_NOT_PRESENT);
+		goto out;
+	}
 	if ((op->flags & OPF_WRITE) && cmd->lun && cmd->lun->read_only) {
 		scsi_set_sense(cmd, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
 		goto out;

@@ -317,6 +317,8 @@ resv_class(const struct scsi_cmd *cmd, const struct scsi_op *op)
 	case 0x1b:	/* START STOP UNIT: START = 1, POWER CONDITION 0h only */
 		return (c[4] & 0x01) && !(c[4] & 0xf0) ? RESV_ALLOWED :
 							 RESV_CONFLICT;
+	case 0x1e:	/* PREVENT ALLOW MEDIUM REMOVAL: PREVENT = 00b only */
+		return !(c[4] & 0x03) ? RESV_ALLOWED : RESV_CONFLICT;
 	case 0x9e:	/* READ CAPACITY(16) always, GET LBA STATUS as a read */
 		return (c[1] & 0x1f) == 0x10 ? RESV_ALLOWED : RESV_READ;
 	case 0xa3:	/* REPORT TARGET PORT GROUPS always (SPC-4 table 65) */
@@ -345,15 +347,16 @@ pr_conflict(struct scsi_cmd *cmd, const struct scsi_op *op)
 		/* SPC-2 §5.5.1, kept by SPC-4 §5.13.3: under an SPC-2
 		 * reservation every PERSISTENT RESERVE OUT conflicts,
 		 * whoever sends it; other nexuses get only INQUIRY, REPORT
-		 * LUNS, REQUEST SENSE, RELEASE and PERSISTENT RESERVE IN
-		 * through.  Deviation: SPC-2 makes PERSISTENT RESERVE IN
+		 * LUNS, REQUEST SENSE, RELEASE, PREVENT ALLOW MEDIUM REMOVAL
+		 * with PREVENT 00b and PERSISTENT RESERVE IN through.  Deviation: SPC-2 makes PERSISTENT RESERVE IN
 		 * conflict too; here it reads the state (no keys, no
 		 * reservation, a RESERVE(6/10) holder is not reported) so a
 		 * multipath or cluster initiator polling keys is not refused
 		 * because another path holds a RESERVE. */
 		conflict = cmd->cdb[0] == 0x5f ||
 			   (pr->spc2 != cmd->nexus &&
-			    !(op->flags & OPF_RESV_SPC2));
+			    !(op->flags & OPF_RESV_SPC2) &&
+			    !(cmd->cdb[0] == 0x1e && !(cmd->cdb[4] & 0x03)));
 	} else if (pr->type) {
 		/* SPC-4 table 65, SBC-4 table 13. */
 		struct pr_reg *r = pr_reg_of(pr, cmd->nexus);

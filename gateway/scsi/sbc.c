@@ -1036,14 +1036,6 @@ sbc_synchronize_cache(struct scsi_cmd *cmd)
 		      (uint32_t)(nb << l->block_shift), 0);
 }
 
-int
-sbc_start_stop_unit(struct scsi_cmd *cmd)
-{
-	/* A gateway LUN has no motor or medium to eject: every power
-	 * condition is accepted and the LUN stays ready. */
-	return SCSI_DONE;
-}
-
 /* READ DEFECT DATA(10) and (12) (SBC-4).  A gateway LUN has no medium and
  * no defects: the answer is the header of an empty list.  An empty list
  * reads the same in every address descriptor format, so it is returned in

@@ -65,15 +65,18 @@ struct xcopy_nexus;
 #define ASC_POWER_ON_OCCURRED 0x2901
 #define ASC_BUS_DEVICE_RESET_OCCURRED 0x2903
 #define ASC_I_T_NEXUS_LOSS_OCCURRED 0x2907
+#define ASC_NOT_READY_TO_READY_CHANGE 0x2800
 #define ASC_MODE_PARAMETERS_CHANGED 0x2a01
 #define ASC_RESERVATIONS_PREEMPTED 0x2a03
 #define ASC_RESERVATIONS_RELEASED 0x2a04
 #define ASC_REGISTRATIONS_PREEMPTED 0x2a05
 #define ASC_CAPACITY_DATA_HAS_CHANGED 0x2a09
 #define ASC_SAVING_PARAMETERS_NOT_SUPPORTED 0x3900
+#define ASC_MEDIUM_NOT_PRESENT 0x3a00
 #define ASC_REPORTED_LUNS_DATA_HAS_CHANGED 0x3f0e
 #define ASC_INTERNAL_TARGET_FAILURE 0x4400
 #define ASC_COMMANDS_CLEARED_BY_ANOTHER_INITIATOR 0x2f00
+#define ASC_MEDIUM_REMOVAL_PREVENTED 0x5302
 #define ASC_INSUFFICIENT_REGISTRATION_RESOURCES 0x5504
 
 #define SCSI_SENSE_MAX 32
@@ -82,6 +85,7 @@ struct xcopy_nexus;
 enum scsi_ua {
 	UA_POWER_ON = 0,
 	UA_RESET,
+	UA_MEDIUM_CHANGED,		/* a removable medium was loaded */
 	UA_CAPACITY_CHANGED,
 	UA_MODE_CHANGED,
 	UA_LUNS_CHANGED,
@@ -91,16 +95,20 @@ enum scsi_ua {
 	UA__MAX,
 };
 
-/* An I_T nexus: one session.  The transport creates it at login.  ua[] is
- * indexed by the LUN's slot (lunmap.h), sized at login and grown when a
- * UA is established for a LUN added later: check slot < nua before any
- * read.  lock guards both. */
+/* An I_T nexus: one session.  The transport creates it at login.  ua[] and
+ * prevent[] are indexed by the LUN's slot (lunmap.h), sized at login and
+ * grown when a UA or a prevention is established for a LUN added later:
+ * check slot < nua before any read.  lock guards them. */
 struct scsi_nexus {
 	struct target *target;
 	char initiator[224];
 	uint8_t isid[6];
 	pthread_mutex_t lock;
 	uint32_t *ua;			/* lock; bitmask of enum scsi_ua */
+	/* lock, and changed under nexus_list_lock too (cmd.c): 1 where this
+	 * nexus prevents the removal of the LUN's medium (PREVENT ALLOW
+	 * MEDIUM REMOVAL, medium.c). */
+	uint8_t *prevent;
 	size_t nua;
 	struct xcopy_nexus *xcopy;	/* held copy results, xcopy.c (loop) */
 	struct scsi_nexus *next;	/* global list, nexus_list_lock */
@@ -202,6 +210,20 @@ bool scsi_initiator_on_target(const char *initiator, const struct target *t);
 void scsi_ua_establish_port(struct lun *l, const char *initiator,
 			    const uint8_t *isid,
 			    const struct scsi_nexus *except, enum scsi_ua ua);
+/* Establish a UA for LUN l on every nexus that reaches it (those of its
+ * initiator only for a per-initiator image) but except. */
+void scsi_ua_establish_others(struct lun *l, const struct scsi_nexus *except,
+			      enum scsi_ua ua);
+
+/* Removable media (medium.c has the commands).  The prevent state is per
+ * I_T nexus and LUN; I_T nexus loss (scsi_nexus_lost) and the resets of
+ * scsi_ua_establish_all end it.  Set (on true) or clear n's prevention of
+ * l's medium removal: false when out of memory.  Any loop thread. */
+bool scsi_nexus_prevent(struct scsi_nexus *n, const struct lun *l, bool on);
+/* Eject (out true) or load l's medium unless a nexus prevents its
+ * removal: 1 when it moved, 0 when it was there already, -EBUSY when
+ * prevented (it stays).  Atomic against scsi_nexus_prevent. */
+int scsi_medium_move(struct lun *l, bool out);
 
 /* Set by the transport at start-up, NULL: none.  PERSISTENT RESERVE OUT
  * PREEMPT AND ABORT (SPC-4 §5.13.11.2.6) calls it once per preempted
@@ -248,6 +270,9 @@ struct scsi_op {
 #define OPF_RESV_ANY 0x8	/* every persistent reservation type */
 #define OPF_RESV_READ 0x10	/* Write Exclusive types (reads) */
 #define OPF_RESV_SPC2 0x20	/* an SPC-2 RESERVE(6/10) reservation */
+/* Not a medium access command: runs on a removable LUN whose medium is
+ * ejected.  Others end with NOT READY, MEDIUM NOT PRESENT then. */
+#define OPF_NO_MEDIUM 0x40
 	uint8_t usage[16];	/* CDB usage data (REPORT SUPPORTED OPCODES) */
 	/* NULL, or whether LUN l offers the command: when it does not, the
 	 * command ends with INVALID COMMAND OPERATION CODE and REPORT
@@ -288,7 +313,6 @@ int sbc_service_action_in(struct scsi_cmd *cmd);
 int sbc_synchronize_cache(struct scsi_cmd *cmd);
 int sbc_verify(struct scsi_cmd *cmd);
 int sbc_write_verify(struct scsi_cmd *cmd);
-int sbc_start_stop_unit(struct scsi_cmd *cmd);
 int sbc_write_same(struct scsi_cmd *cmd);
 int sbc_unmap(struct scsi_cmd *cmd);
 int sbc_prefetch(struct scsi_cmd *cmd);
@@ -324,6 +348,13 @@ void mode_saved(const struct lun *l, int *wce, int *swp);
 /* Save wce and swp (-1: keep the saved one); the command completes once
  * they are on disk.  Loop thread. */
 int mode_save(struct scsi_cmd *cmd, int wce, int swp);
+
+/* medium.c: START STOP UNIT and, on removable LUNs (the only ones that
+ * offer it), PREVENT ALLOW MEDIUM REMOVAL. */
+int sbc_start_stop_unit(struct scsi_cmd *cmd);
+int sbc_prevent_allow(struct scsi_cmd *cmd);
+bool sbc_removable_avail(const struct lun *l);
+
 
 /* SANITIZE (sbc.c): BLOCK ERASE on thin LUNs whose backend can
  * deallocate, OVERWRITE where the backend holds the only copy

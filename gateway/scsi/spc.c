@@ -53,6 +53,8 @@ inquiry_std(struct scsi_cmd *cmd, uint32_t alloc)
 	uint8_t d[96] = { 0 };
 
 	d[0] = cmd->lun ? 0x00 : 0x7f;	/* disk, or "no LUN here" (SPC-4 §6.6.2) */
+	if (cmd->lun && cmd->lun->removable)
+		d[1] = 0x80;		/* RMB: removable medium (medium.c) */
 	d[2] = 0x06;			/* SPC-4 */
 	d[3] = 0x12;			/* HISUP, response data format 2 */
 	d[4] = sizeof d - 5;
@@ -317,6 +319,9 @@ spc_request_sense(struct scsi_cmd *cmd)
 		n = sbc_sanitize_sense(cmd->lun, s, desc);
 	else if (scsi_ua_pop(cmd, &asc))
 		n = scsi_build_sense(s, desc, SK_UNIT_ATTENTION, asc);
+	else if (__atomic_load_n(&cmd->lun->medium_out, __ATOMIC_ACQUIRE))
+		n = scsi_build_sense(s, desc, SK_NOT_READY,
+				     ASC_MEDIUM_NOT_PRESENT);
 	else
 		n = scsi_build_sense(s, desc, SK_NO_SENSE,
 				     ASC_NO_ADDITIONAL_SENSE);

@@ -315,6 +315,11 @@ target_refuses(struct scsi_cmd *cmd, struct lun *l, bool write)
 	struct scsi_cmd probe;
 	const struct scsi_op *op = scsi_op_at(write ? 0x8a : 0x88);
 
+	if (__atomic_load_n(&l->medium_out, __ATOMIC_ACQUIRE)) {
+		/* A removable LUN whose medium is ejected (medium.c). */
+		scsi_set_sense(cmd, SK_NOT_READY, ASC_MEDIUM_NOT_PRESENT);
+		return true;
+	}
 	if (write && l->read_only) {
 		scsi_set_sense(cmd, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
 		return true;

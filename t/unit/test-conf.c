@@ -803,6 +803,45 @@ TEST(per_initiator)
 		  "/targets/0/luns/0", "not both");
 }
 
+/* "removable" (default false): a boolean, on backend and per-initiator
+ * LUNs alike; a change of it is a changed LUN for a reload. */
+TEST(removable)
+{
+	char err[ERRSZ];
+	struct conf *c = load(MAP1(LUN(0)), err);
+	struct conf *d;
+
+	REQUIRE(c != NULL);
+	CHECK_EQ_INT(c->targets[0].luns[0].removable, false);
+	conf_free(c);
+	c = load(MAP1("{\"lun\": 0, \"removable\": true, " MEM("1M") "}, "
+		      "{\"lun\": 1, \"removable\": false, " MEM("1M") "}, "
+		      "{\"lun\": 2, \"read_only\": true, "
+		      "\"removable\": true, " MEM("1M") "}"), err);
+	CHECK_EQ_STR(err, "");
+	REQUIRE(c != NULL);
+	REQUIRE(c->targets[0].nluns == 3);
+	CHECK_EQ_INT(c->targets[0].luns[0].removable, true);
+	CHECK_EQ_INT(c->targets[0].luns[1].removable, false);
+	CHECK_EQ_INT(c->targets[0].luns[2].removable, true);
+	d = load(MAP1("{\"lun\": 0, " MEM("1M") "}, "
+		      "{\"lun\": 1, " MEM("1M") "}, "
+		      "{\"lun\": 2, \"read_only\": true, "
+		      "\"removable\": true, " MEM("1M") "}"), err);
+	REQUIRE(d != NULL);
+	CHECK(!conf_lun_equal(&c->targets[0].luns[0], &d->targets[0].luns[0]));
+	CHECK(conf_lun_equal(&c->targets[0].luns[1], &d->targets[0].luns[1]));
+	CHECK(conf_lun_equal(&c->targets[0].luns[2], &d->targets[0].luns[2]));
+	conf_free(c);
+	conf_free(d);
+	CHECK_BAD(MAP1("{\"lun\": 0, \"removable\": 1, " MEM("1M") "}"),
+		  "/targets/0/luns/0", "'removable' must be true or false");
+	CHECK_BAD(MAP1("{\"lun\": 0, \"removable\": \"yes\", " MEM("1M") "}"),
+		  "/targets/0/luns/0", "'removable' must be true or false");
+	CHECK_BAD(MAP1("{\"lun\": 0, \"removable\": null, " MEM("1M") "}"),
+		  "/targets/0/luns/0", "'removable' must be true or false");
+}
+
 /* conf-diff.c: what a reload sees as changed. */
 static void
 count_key(const char *key, void *opaque)

@@ -1822,6 +1822,253 @@ TEST(start_stop_and_prefetch)
 	xfree(x);
 }
 
+/* ---- removable medium (medium.c) ---- */
+
+/* Run a 6-byte CDB {op, 0, 0, 0, b4, 0} on LUN lun of n; status and, on
+ * CHECK CONDITION, key << 16 | ASC/ASCQ. */
+static uint32_t
+rm_run6(struct scsi_nexus *n, unsigned lun, uint8_t op, uint8_t b4)
+{
+	uint8_t c[16] = { op, 0, 0, 0, b4 };
+	struct xcmd *x = run_on(n, lun, c, 16, SCSI_DIR_NONE, 0, NULL);
+	uint32_t r = x->cmd.status;
+
+	CHECK_COMPLETED(x);
+	if (r == SAM_STAT_CHECK_CONDITION)
+		r = (uint32_t)(x->cmd.sense[2] & 0x0f) << 16 |
+		    (uint32_t)x->cmd.sense[12] << 8 | x->cmd.sense[13];
+	xfree(x);
+	return r;
+}
+
+#define RM_TUR 0x00
+#define RM_SSU 0x1b
+#define RM_PA 0x1e
+#define RM_EJECT 0x02		/* START STOP UNIT byte 4: LOEJ */
+#define RM_LOAD 0x03		/* LOEJ | START */
+#define RM_NO_MEDIUM ((uint32_t)SK_NOT_READY << 16 | ASC_MEDIUM_NOT_PRESENT)
+#define RM_PREVENTED                                                          \
+	((uint32_t)SK_ILLEGAL_REQUEST << 16 | ASC_MEDIUM_REMOVAL_PREVENTED)
+#define RM_UA(asc) ((uint32_t)SK_UNIT_ATTENTION << 16 | (asc))
+
+TEST(removable_medium)
+{
+	static const char rm_json[] =
+		"{\"portals\": [\"127.0.0.1:3260\"],"
+		" \"targets\": [{\"name\": \"iqn.2026-01.com.example:rm\","
+		"  \"luns\": ["
+		"  {\"lun\": 0, \"removable\": true,"
+		"   \"backend\": {\"type\": \"memory\", \"size\": \"1M\"}},"
+		"  {\"lun\": 1,"
+		"   \"backend\": {\"type\": \"memory\", \"size\": \"1M\"}}"
+		"  ]}]}";
+	static const uint8_t isid_a[6] = { 0x80, 0, 0, 0, 0, 0x0a };
+	static const uint8_t isid_b[6] = { 0x80, 0, 0, 0, 0, 0x0b };
+	char err[256];
+	struct conf *rc = conf_load_string(rm_json, NULL, "rm", err,
+					   sizeof err);
+	struct lunmap *rmap = rc ? lunmap_new(rc) : NULL;
+	struct target *rt = rmap ?
+		lunmap_find_target(rmap, "iqn.2026-01.com.example:rm") : NULL;
+	struct scsi_nexus *a = rt ?
+		scsi_nexus_new(rt, "iqn.2026-01.x:a", isid_a) : NULL;
+	struct scsi_nexus *b = rt ?
+		scsi_nexus_new(rt, "iqn.2026-01.x:b", isid_b) : NULL;
+	struct lun *rl = rt ? target_find_lun(rt, 0) : NULL;
+	uint8_t c[16];
+	struct xcmd *x;
+
+	CHECK(a && b && rl);
+	if (!a || !b || !rl)
+		goto out;
+
+	/* INQUIRY: RMB on the removable LUN only. */
+	cdb_inquiry(c, false, 0, 96);
+	x = run_on(a, 0, c, 16, SCSI_DIR_READ, 96, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[1], 0x80);
+	xfree(x);
+	x = run_on(a, 1, c, 16, SCSI_DIR_READ, 96, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[1], 0x00);
+	xfree(x);
+
+	/* A non-removable LUN behaves as before the key: PREVENT ALLOW is
+	 * not an operation code of it, and a LOEJ eject leaves it ready. */
+	CHECK_EQ_HEX(rm_run6(a, 1, RM_PA, 1),
+		     (uint32_t)SK_ILLEGAL_REQUEST << 16 |
+		     ASC_INVALID_COMMAND_OPERATION_CODE);
+	CHECK_EQ_HEX(rm_run6(a, 1, RM_SSU, RM_EJECT), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 1, RM_TUR, 0), SAM_STAT_GOOD);
+	/* REPORT SUPPORTED OPERATION CODES agrees, LUN by LUN. */
+	memset(c, 0, 16);
+	c[0] = 0xa3;
+	c[1] = 0x0c;
+	c[2] = 0x01;
+	c[3] = 0x1e;
+	put_be32(c + 6, 64);
+	x = run_on(a, 0, c, 16, SCSI_DIR_READ, 64, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[1] & 0x07, 0x03);
+	CHECK_EQ_HEX(x->cmd.buf[8], 0x03);	/* usage: PREVENT field */
+	xfree(x);
+	x = run_on(a, 1, c, 16, SCSI_DIR_READ, 64, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[1] & 0x07, 0x01);
+	xfree(x);
+
+	/* Neither a power condition nor START without LOEJ ejects. */
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, 0x10 | RM_EJECT), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, 0x00), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_TUR, 0), SAM_STAT_GOOD);
+
+	/* Eject: medium access commands are NOT READY, MEDIUM NOT PRESENT;
+	 * the others go on. */
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_TUR, 0), RM_NO_MEDIUM);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_TUR, 0), RM_NO_MEDIUM);
+	cdb_rw(c, 0x28, 0, 1);
+	x = run_on(a, 0, c, 16, SCSI_DIR_READ, 512, NULL);
+	CHECK_SENSE(x, SK_NOT_READY, ASC_MEDIUM_NOT_PRESENT);
+	CHECK_EQ_INT(x->cmd.data_len, 0);
+	xfree(x);
+	cdb_rw(c, 0x8a, 0, 1);
+	x = run_on(a, 0, c, 16, SCSI_DIR_WRITE, 512, NULL);
+	CHECK_SENSE(x, SK_NOT_READY, ASC_MEDIUM_NOT_PRESENT);
+	xfree(x);
+	memset(c, 0, 16);
+	c[0] = 0x25;				/* READ CAPACITY(10) */
+	x = run_on(a, 0, c, 16, SCSI_DIR_READ, 8, NULL);
+	CHECK_SENSE(x, SK_NOT_READY, ASC_MEDIUM_NOT_PRESENT);
+	xfree(x);
+	cdb_read_capacity16(c, 32);
+	x = run_on(a, 0, c, 16, SCSI_DIR_READ, 32, NULL);
+	CHECK_SENSE(x, SK_NOT_READY, ASC_MEDIUM_NOT_PRESENT);
+	xfree(x);
+	memset(c, 0, 16);
+	c[0] = 0x35;				/* SYNCHRONIZE CACHE(10) */
+	x = run_on(a, 0, c, 16, SCSI_DIR_NONE, 0, NULL);
+	CHECK_SENSE(x, SK_NOT_READY, ASC_MEDIUM_NOT_PRESENT);
+	xfree(x);
+	cdb_inquiry(c, false, 0, 96);
+	x = run_on(a, 0, c, 16, SCSI_DIR_READ, 96, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	cdb_mode_sense(c, false, true, 0, 0x3f, 0, 255);
+	x = run_on(a, 0, c, 16, SCSI_DIR_READ, 255, NULL);
+	CHECK_GOOD(x);
+	xfree(x);
+	memset(c, 0, 16);			/* REQUEST SENSE tells why */
+	c[0] = 0x03;
+	c[4] = 18;
+	x = run_on(a, 0, c, 16, SCSI_DIR_READ, 18, NULL);
+	CHECK_GOOD(x);
+	CHECK_EQ_HEX(x->cmd.buf[2] & 0x0f, SK_NOT_READY);
+	CHECK_EQ_HEX(get_be16(x->cmd.buf + 12), ASC_MEDIUM_NOT_PRESENT);
+	xfree(x);
+	/* Ejecting what is out is GOOD, prevented or not. */
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), SAM_STAT_GOOD);
+	/* Prevention locks the medium where it is: no load either, until
+	 * b allows; then the loader's nexus is ready at once, the others
+	 * hear NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED once. */
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_LOAD), RM_PREVENTED);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_TUR, 0), RM_NO_MEDIUM);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 0), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_LOAD), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_TUR, 0), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_TUR, 0),
+		     RM_UA(ASC_NOT_READY_TO_READY_CHANGE));
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_TUR, 0), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1), SAM_STAT_GOOD);
+	/* Loading what is in changes nothing and tells no one. */
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_LOAD), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_TUR, 0), SAM_STAT_GOOD);
+
+	/* b still prevents: nobody may eject, b included. */
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), RM_PREVENTED);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_SSU, RM_EJECT), RM_PREVENTED);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_TUR, 0), SAM_STAT_GOOD);
+	/* Both prevent; removal waits for both to allow.  a allowing twice
+	 * does not undo b's. */
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_PA, 1), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_PA, 0), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_PA, 0), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), RM_PREVENTED);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 0), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_LOAD), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_TUR, 0),
+		     RM_UA(ASC_NOT_READY_TO_READY_CHANGE));
+	/* PREVENT 10b and 11b are obsolete: INVALID FIELD IN CDB. */
+	memset(c, 0, 16);
+	c[0] = RM_PA;
+	c[4] = 0x02;
+	x = run_on(a, 0, c, 16, SCSI_DIR_NONE, 0, NULL);
+	CHECK_INVALID_FIELD(x, 4, 1);
+	xfree(x);
+	c[4] = 0x03;
+	x = run_on(a, 0, c, 16, SCSI_DIR_NONE, 0, NULL);
+	CHECK_INVALID_FIELD(x, 4, 1);
+	xfree(x);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_LOAD), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_TUR, 0),
+		     RM_UA(ASC_NOT_READY_TO_READY_CHANGE));
+
+	/* I_T nexus loss ends the nexus's prevention. */
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), RM_PREVENTED);
+	scsi_nexus_lost(b);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_LOAD), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_TUR, 0),
+		     RM_UA(ASC_NOT_READY_TO_READY_CHANGE));
+	/* A LOGICAL UNIT RESET ends it: of that LUN only. */
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_PA, 1), SAM_STAT_GOOD);
+	scsi_ua_establish_all(rt, target_find_lun(rt, 1), UA_RESET);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), RM_PREVENTED);
+	scsi_ua_establish_all(rt, rl, UA_RESET);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT),
+		     RM_UA(ASC_BUS_DEVICE_RESET_OCCURRED));
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_LOAD), SAM_STAT_GOOD);
+	/* So does a target reset. */
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1),
+		     RM_UA(ASC_BUS_DEVICE_RESET_OCCURRED));
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1),
+		     RM_UA(ASC_NOT_READY_TO_READY_CHANGE));
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1), SAM_STAT_GOOD);
+	scsi_ua_establish_all(rt, NULL, UA_RESET);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_TUR, 0),
+		     RM_UA(ASC_BUS_DEVICE_RESET_OCCURRED));
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_EJECT), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_SSU, RM_LOAD), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_TUR, 0),
+		     RM_UA(ASC_BUS_DEVICE_RESET_OCCURRED));
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_TUR, 0),
+		     RM_UA(ASC_NOT_READY_TO_READY_CHANGE));
+
+	/* Reservations (SBC-4 table 13, SPC-2): a PREVENT from a nexus that
+	 * does not hold a RESERVE(6) conflicts, an ALLOW does not. */
+	/* RESERVE(6), then RELEASE(6) */
+	CHECK_EQ_HEX(rm_run6(a, 0, 0x16, 0), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 1), SAM_STAT_RESERVATION_CONFLICT);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_PA, 0), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_PA, 1), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(a, 0, 0x17, 0), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_SSU, RM_EJECT), RM_PREVENTED);
+	CHECK_EQ_HEX(rm_run6(a, 0, RM_PA, 0), SAM_STAT_GOOD);
+	CHECK_EQ_HEX(rm_run6(b, 0, RM_TUR, 0), SAM_STAT_GOOD);
+	CHECK_EQ_INT(__atomic_load_n(&rl->medium_out, __ATOMIC_ACQUIRE), 0);
+out:
+	scsi_nexus_free(a);
+	scsi_nexus_free(b);
+	lunmap_free(rmap);
+	conf_free(rc);
+}
+
 /* ---- READ DEFECT DATA ---- */
 
 TEST(read_defect_data)
