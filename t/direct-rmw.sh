@@ -6,8 +6,11 @@
 # contents.  Aligned 4 KiB writes to other blocks go at the same time,
 # the async way (libaio), while the one-sector ones bounce on the workers.
 # Checked in the backing file, sector by sector, for several rounds.
+# READ CAPACITY(16) says so: 8 logical blocks per physical block (a 512e
+# disk), where a file LUN through the page cache says 1.
 source "$(dirname "$0")/functions.sh"
 requires python3 --version
+requires iscsi-readcapacity16 --help
 
 port=$(free_port)
 write_map "$TMP/map.json" $port \
@@ -21,6 +24,9 @@ if grep -q '#define HAVE_LIBAIO 1' "$BUILDDIR/config.h" 2>/dev/null; then
 	grep -q "LUN 0: file, 8192 blocks of 512 bytes, IO async" "$GW_LOG" ||
 		{ cat "$GW_LOG"; fail "the direct LUN does not use async IO"; }
 fi
+rc16=$(iscsi-readcapacity16 iscsi://127.0.0.1:$port/$TARGET/0)
+echo "$rc16" | grep -q "LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT:3" ||
+	fail "the direct 512-byte LUN does not report 4096-byte physical blocks: $rc16"
 PYTHONPATH="$SRCDIR/t" python3 - "$port" "$TARGET" "$TMP/lun0.img" <<'PY' || fail "lost one-sector writes"
 import struct, sys
 from iscsi_raw import Conn

@@ -610,6 +610,22 @@ file_read_fd(void *p, uint64_t offset, uint32_t count, int *fd,
 	return 0;
 }
 
+/* With O_DIRECT the gateway itself reads and writes whole 4096-byte
+ * blocks (DIRECT_ALIGN: anything smaller is a read-modify-write under the
+ * rmw lock), so a LUN with 512-byte blocks is a 512e disk: its physical
+ * block is 4096 bytes (READ CAPACITY(16) says so, and initiators align
+ * to it).  Through the page cache nothing is said.  No preferred logical
+ * size: both 512 and 4096 are served. */
+static int
+file_block_size(void *p, uint32_t *logical, uint32_t *physical)
+{
+	struct igw_file_handle *h = p;
+
+	*logical = 0;
+	*physical = h->inst->direct ? DIRECT_ALIGN : 0;
+	return 0;
+}
+
 static struct igw_backend file_backend = {
 	.name = "file",
 	.description = "a regular file, sparse when created",
@@ -620,6 +636,7 @@ static struct igw_backend file_backend = {
 	.close = file_close,
 	.instance_free = file_instance_free,
 	.get_size = file_get_size,
+	.block_size = file_block_size,
 	.can_write = file_can_write,
 	.can_flush = file_yes,
 	.can_fua = file_yes,
