@@ -26,28 +26,29 @@ struct ctx {
 
 /* conf-json.c */
 /* Write "LABEL: POINTER: message" into cx->err; returns -1. */
-int fail(struct ctx *cx, const char *ptr, const char *fmt, ...)
+int conf_fail(struct ctx *cx, const char *ptr, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Refuse a key of obj that is not in allowed ("#..." keys are comments);
  * a key in later gets "not supported by this version". */
-int check_keys(struct ctx *cx, json_t *obj, const char *ptr,
-	       const char *const *allowed, const char *const *later);
+int conf_check_keys(struct ctx *cx, json_t *obj, const char *ptr,
+		    const char *const *allowed, const char *const *later);
 /* obj[key], when there, must be a boolean. */
-int get_bool(struct ctx *cx, json_t *obj, const char *ptr, const char *key,
-	     bool *out);
+int conf_get_bool(struct ctx *cx, json_t *obj, const char *ptr, const char *key,
+		  bool *out);
 /* v must be an integer in lo..hi. */
-int get_u32(struct ctx *cx, json_t *v, const char *ptr, uint32_t lo,
-	    uint32_t hi, uint32_t *out);
+int conf_get_u32(struct ctx *cx, json_t *v, const char *ptr, uint32_t lo,
+		 uint32_t hi, uint32_t *out);
 /* obj[key], when there (or required), must be a non-empty string without
  * NUL bytes; *out is a copy. */
-int get_string(struct ctx *cx, json_t *obj, const char *ptr, const char *key,
-	       bool required, char **out);
+int conf_get_string(struct ctx *cx, json_t *obj, const char *ptr,
+		    const char *key,
+		    bool required, char **out);
 /* Resolve a relative path against the map's folder; NULL: out of memory. */
-char *resolve_path(struct ctx *cx, const char *p);
+char *conf_resolve_path(struct ctx *cx, const char *p);
 
 /* conf-lun.c */
 /* One element of a target's "luns", at JSON pointer ptr, into l. */
-int parse_lun(struct ctx *cx, json_t *lj, const char *ptr,
-	      struct conf_lun *l);
+int conf_parse_lun(struct ctx *cx, json_t *lj, const char *ptr,
+		   struct conf_lun *l);
 
 #endif

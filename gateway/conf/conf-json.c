@@ -16,7 +16,7 @@
 #include "conf-internal.h"
 
 int __attribute__((format(printf, 3, 4)))
-fail(struct ctx *cx, const char *ptr, const char *fmt, ...)
+conf_fail(struct ctx *cx, const char *ptr, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -32,8 +32,8 @@ fail(struct ctx *cx, const char *ptr, const char *fmt, ...)
 }
 
 int
-check_keys(struct ctx *cx, json_t *obj, const char *ptr,
-	   const char *const *allowed, const char *const *later)
+conf_check_keys(struct ctx *cx, json_t *obj, const char *ptr,
+		const char *const *allowed, const char *const *later)
 {
 	const char *key;
 	json_t *v;
@@ -49,64 +49,66 @@ check_keys(struct ctx *cx, json_t *obj, const char *ptr,
 			continue;
 		for (size_t i = 0; later && later[i]; i++)
 			if (!strcmp(later[i], key))
-				return fail(cx, ptr, "key '%s' is not supported by this version of iscsi-gw",
-					    key);
-		return fail(cx, ptr, "unknown key '%s'", key);
+				return conf_fail(cx, ptr, "key '%s' is not supported by this version of iscsi-gw",
+						 key);
+		return conf_fail(cx, ptr, "unknown key '%s'", key);
 	}
 	return 0;
 }
 
 int
-get_bool(struct ctx *cx, json_t *obj, const char *ptr, const char *key,
-	 bool *out)
+conf_get_bool(struct ctx *cx, json_t *obj, const char *ptr, const char *key,
+	      bool *out)
 {
 	json_t *v = json_object_get(obj, key);
 
 	if (!v)
 		return 0;
 	if (!json_is_boolean(v))
-		return fail(cx, ptr, "'%s' must be true or false", key);
+		return conf_fail(cx, ptr, "'%s' must be true or false", key);
 	*out = json_is_true(v);
 	return 0;
 }
 
 int
-get_u32(struct ctx *cx, json_t *v, const char *ptr, uint32_t lo, uint32_t hi,
-	uint32_t *out)
+conf_get_u32(struct ctx *cx, json_t *v, const char *ptr, uint32_t lo,
+	     uint32_t hi,
+	     uint32_t *out)
 {
 	json_int_t n;
 
 	if (!json_is_integer(v))
-		return fail(cx, ptr, "must be an integer");
+		return conf_fail(cx, ptr, "must be an integer");
 	n = json_integer_value(v);
 	if (n < lo || n > hi)
-		return fail(cx, ptr, "%" JSON_INTEGER_FORMAT
-			    " is out of range (%u..%u)", n, lo, hi);
+		return conf_fail(cx, ptr, "%" JSON_INTEGER_FORMAT
+				 " is out of range (%u..%u)", n, lo, hi);
 	*out = (uint32_t)n;
 	return 0;
 }
 
 int
-get_string(struct ctx *cx, json_t *obj, const char *ptr, const char *key,
-	   bool required, char **out)
+conf_get_string(struct ctx *cx, json_t *obj, const char *ptr, const char *key,
+		bool required, char **out)
 {
 	json_t *v = json_object_get(obj, key);
 
 	if (!v) {
 		if (required)
-			return fail(cx, ptr, "'%s' is required", key);
+			return conf_fail(cx, ptr, "'%s' is required", key);
 		return 0;
 	}
 	if (!json_is_string(v) || json_string_length(v) == 0 ||
 	    strlen(json_string_value(v)) != json_string_length(v))
-		return fail(cx, ptr, "'%s' must be a non-empty string", key);
+		return conf_fail(cx, ptr,
+				 "'%s' must be a non-empty string", key);
 	*out = strdup(json_string_value(v));
-	return *out ? 0 : fail(cx, ptr, "out of memory");
+	return *out ? 0 : conf_fail(cx, ptr, "out of memory");
 }
 
 /* Resolve a relative path against the map's folder. */
 char *
-resolve_path(struct ctx *cx, const char *p)
+conf_resolve_path(struct ctx *cx, const char *p)
 {
 	char *r;
 

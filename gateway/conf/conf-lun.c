@@ -38,22 +38,22 @@ parse_lvm_backend(struct ctx *cx, json_t *bj, const char *ptr,
 	json_t *v;
 	uint64_t size;
 
-	if (check_keys(cx, bj, ptr, lvm_backend_keys, NULL) < 0)
+	if (conf_check_keys(cx, bj, ptr, lvm_backend_keys, NULL) < 0)
 		return -1;
 	l->bkeys = calloc(6, sizeof *l->bkeys);
 	if (!l->bkeys)
-		return fail(cx, ptr, "out of memory");
+		return conf_fail(cx, ptr, "out of memory");
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		char *val = NULL;
 
 		snprintf(kptr, sizeof kptr, "%s/%s", ptr, names[i]);
-		if (get_string(cx, bj, ptr, names[i], i < 2, &val) < 0)
+		if (conf_get_string(cx, bj, ptr, names[i], i < 2, &val) < 0)
 			return -1;
 		if (!val)
 			continue;
 		if (!lvm_name_ok(val, 127)) {
 			free(val);
-			return fail(cx, kptr, "must be an LVM name: up to 127 characters of A-Z a-z 0-9 + _ . -, not starting with -");
+			return conf_fail(cx, kptr, "must be an LVM name: up to 127 characters of A-Z a-z 0-9 + _ . -, not starting with -");
 		}
 		l->bkeys[l->nbkeys].key = strdup(names[i]);
 		l->bkeys[l->nbkeys++].value = val;
@@ -67,9 +67,10 @@ parse_lvm_backend(struct ctx *cx, json_t *bj, const char *ptr,
 			size = (uint64_t)json_integer_value(v);
 		else if (!json_is_string(v) ||
 			 parse_size(json_string_value(v), &size) < 0 || !size)
-			return fail(cx, kptr, "must be a size such as \"10G\"");
+			return conf_fail(cx, kptr,
+					 "must be a size such as \"10G\"");
 		if (size % 4096)
-			return fail(cx, kptr, "must be a multiple of 4096 bytes");
+			return conf_fail(cx, kptr, "must be a multiple of 4096 bytes");
 		snprintf(buf, sizeof buf, "%" PRIu64, size);
 		l->bkeys[l->nbkeys].key = strdup("size");
 		l->bkeys[l->nbkeys++].value = strdup(buf);
@@ -83,7 +84,7 @@ parse_lvm_backend(struct ctx *cx, json_t *bj, const char *ptr,
 			continue;
 		if (!json_is_boolean(v)) {
 			snprintf(kptr, sizeof kptr, "%s/%s", ptr, k);
-			return fail(cx, kptr, "must be true or false");
+			return conf_fail(cx, kptr, "must be true or false");
 		}
 		l->bkeys[l->nbkeys].key = strdup(k);
 		l->bkeys[l->nbkeys++].value = strdup(json_is_true(v) ? "true" : "false");
@@ -102,8 +103,8 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 	int r;
 
 	if (!json_is_object(bj))
-		return fail(cx, ptr, "must be an object");
-	if (get_string(cx, bj, ptr, "type", true, &l->backend_type) < 0)
+		return conf_fail(cx, ptr, "must be an object");
+	if (conf_get_string(cx, bj, ptr, "type", true, &l->backend_type) < 0)
 		return -1;
 	if (!strcmp(l->backend_type, "lvm"))
 		return parse_lvm_backend(cx, bj, ptr, l);
@@ -111,14 +112,14 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 		if (!strcmp(l->backend_type, "nbd") ||
 		    !strcmp(l->backend_type, "nbdkit") ||
 		    !strcmp(l->backend_type, "qemu-nbd"))
-			return fail(cx, ptr, "backend type '%s' needs libnbd, which this build of iscsi-gw lacks",
-				    l->backend_type);
-		return fail(cx, ptr, "unknown backend type '%s' (known: file, memory, blockdev, nbd, nbdkit, qemu-nbd)",
-			    l->backend_type);
+			return conf_fail(cx, ptr, "backend type '%s' needs libnbd, which this build of iscsi-gw lacks",
+					 l->backend_type);
+		return conf_fail(cx, ptr, "unknown backend type '%s' (known: file, memory, blockdev, nbd, nbdkit, qemu-nbd)",
+				 l->backend_type);
 	}
 	l->bkeys = calloc(json_object_size(bj), sizeof *l->bkeys);
 	if (!l->bkeys)
-		return fail(cx, ptr, "out of memory");
+		return conf_fail(cx, ptr, "out of memory");
 	json_object_foreach(bj, key, v) {
 		char *val = NULL;
 
@@ -127,13 +128,15 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 		snprintf(kptr, sizeof kptr, "%s/%s", ptr, key);
 		if (json_is_string(v)) {
 			if (strlen(json_string_value(v)) != json_string_length(v))
-				return fail(cx, kptr, "contains a NUL byte");
+				return conf_fail(cx, kptr,
+						 "contains a NUL byte");
 			val = !strcmp(key, "path") ?
-				resolve_path(cx, json_string_value(v)) :
+				conf_resolve_path(cx, json_string_value(v)) :
 				strdup(json_string_value(v));
 		} else if (json_is_integer(v)) {
 			if (json_integer_value(v) < 0)
-				return fail(cx, kptr, "must not be negative");
+				return conf_fail(cx, kptr,
+						 "must not be negative");
 			if (asprintf(&val, "%" JSON_INTEGER_FORMAT,
 				     json_integer_value(v)) < 0)
 				val = NULL;
@@ -149,24 +152,24 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 				 json_array_size(v) + 1) *
 				sizeof *l->bkeys);
 			if (!nk)
-				return fail(cx, kptr, "out of memory");
+				return conf_fail(cx, kptr, "out of memory");
 			l->bkeys = nk;
 			json_array_foreach(v, ai, el) {
 				char eptr[300];
 				snprintf(eptr, sizeof eptr, "%s/%zu", kptr, ai);
 				if (!json_is_string(el) ||
 				    strlen(json_string_value(el)) != json_string_length(el))
-					return fail(cx, eptr, "must be a string");
+					return conf_fail(cx, eptr, "must be a string");
 				l->bkeys[l->nbkeys].key = strdup(key);
 				l->bkeys[l->nbkeys].value = strdup(json_string_value(el));
 				l->nbkeys++;
 			}
 			continue;
 		} else {
-			return fail(cx, kptr, "must be a string, a number, a boolean or an array of strings");
+			return conf_fail(cx, kptr, "must be a string, a number, a boolean or an array of strings");
 		}
 		if (!val)
-			return fail(cx, kptr, "out of memory");
+			return conf_fail(cx, kptr, "out of memory");
 		l->bkeys[l->nbkeys].key = strdup(key);
 		l->bkeys[l->nbkeys].value = val;
 		l->nbkeys++;
@@ -174,14 +177,14 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 	/* Let the backend check its keys now, so `check` catches them. */
 	b = backend_new(l->backend_type);
 	if (!b)
-		return fail(cx, ptr, "%s", backend_last_error());
+		return conf_fail(cx, ptr, "%s", backend_last_error());
 	for (size_t i = 0; i < l->nbkeys; i++) {
 		backend_clear_error();
 		r = backend_config(b, l->bkeys[i].key, l->bkeys[i].value);
 		if (r < 0) {
 			snprintf(kptr, sizeof kptr, "%s/%s", ptr, l->bkeys[i].key);
-			fail(cx, kptr, "%s", backend_last_error()[0] ?
-			     backend_last_error() : strerror(-r));
+			conf_fail(cx, kptr, "%s", backend_last_error()[0] ?
+				  backend_last_error() : strerror(-r));
 			backend_free(b);
 			return -1;
 		}
@@ -189,8 +192,8 @@ parse_backend(struct ctx *cx, json_t *bj, const char *ptr,
 	backend_clear_error();
 	r = backend_config_complete(b);
 	if (r < 0) {
-		fail(cx, ptr, "%s", backend_last_error()[0] ?
-		     backend_last_error() : strerror(-r));
+		conf_fail(cx, ptr, "%s", backend_last_error()[0] ?
+			  backend_last_error() : strerror(-r));
 		backend_free(b);
 		return -1;
 	}
@@ -237,14 +240,14 @@ parse_per_initiator(struct ctx *cx, json_t *pj, const char *ptr,
 	int r = -1;
 
 	if (!json_is_object(pj))
-		return fail(cx, ptr, "must be an object with 'kind'");
-	if (check_keys(cx, pj, ptr, pi_keys, NULL) < 0)
+		return conf_fail(cx, ptr, "must be an object with 'kind'");
+	if (conf_check_keys(cx, pj, ptr, pi_keys, NULL) < 0)
 		return -1;
 	pi = l->pi = calloc(1, sizeof *pi);
 	if (!pi)
-		return fail(cx, ptr, "out of memory");
+		return conf_fail(cx, ptr, "out of memory");
 	snprintf(kp, sizeof kp, "%s/kind", ptr);
-	if (get_string(cx, pj, ptr, "kind", true, &kind) < 0)
+	if (conf_get_string(cx, pj, ptr, "kind", true, &kind) < 0)
 		goto out;
 	if (!strcmp(kind, "overlay"))
 		pi->kind = PI_OVERLAY;
@@ -253,11 +256,12 @@ parse_per_initiator(struct ctx *cx, json_t *pj, const char *ptr,
 	else if (!strcmp(kind, "lvm"))
 		pi->kind = PI_LVM;
 	else {
-		fail(cx, kp, "unknown kind '%s' (overlay, file, lvm)", kind);
+		conf_fail(cx, kp,
+			  "unknown kind '%s' (overlay, file, lvm)", kind);
 		goto out;
 	}
 	snprintf(kp, sizeof kp, "%s/policy", ptr);
-	if (get_string(cx, pj, ptr, "policy", false, &policy) < 0)
+	if (conf_get_string(cx, pj, ptr, "policy", false, &policy) < 0)
 		goto out;
 	if (!policy || !strcmp(policy, "keep"))
 		pi->policy = PI_KEEP;
@@ -266,7 +270,7 @@ parse_per_initiator(struct ctx *cx, json_t *pj, const char *ptr,
 	else if (!strcmp(policy, "delete"))
 		pi->policy = PI_DELETE;
 	else {
-		fail(cx, kp, "unknown policy '%s' (keep, reset, delete)", policy);
+		conf_fail(cx, kp, "unknown policy '%s' (keep, reset, delete)", policy);
 		goto out;
 	}
 	v = json_object_get(pj, "size");
@@ -277,29 +281,31 @@ parse_per_initiator(struct ctx *cx, json_t *pj, const char *ptr,
 		else if (!json_is_string(v) ||
 			 parse_size(json_string_value(v), &pi->size) < 0 ||
 			 pi->size == 0) {
-			fail(cx, kp, "must be a size such as \"10G\" (K, M, G, T: powers of 1024)");
+			conf_fail(cx, kp, "must be a size such as \"10G\" (K, M, G, T: powers of 1024)");
 			goto out;
 		}
 		if (pi->size % 4096) {
-			fail(cx, kp, "must be a multiple of 4096 bytes");
+			conf_fail(cx, kp, "must be a multiple of 4096 bytes");
 			goto out;
 		}
 	}
-	if (get_string(cx, pj, ptr, "golden", false, &pi->golden) < 0 ||
-	    get_string(cx, pj, ptr, "golden_format", false, &pi->golden_format) < 0 ||
-	    get_string(cx, pj, ptr, "vg", false, &pi->vg) < 0 ||
-	    get_string(cx, pj, ptr, "origin", false, &pi->origin) < 0 ||
-	    get_string(cx, pj, ptr, "thin_pool", false, &pi->thin_pool) < 0 ||
-	    get_string(cx, pj, ptr, "prefix", false, &pi->prefix) < 0)
+	if (conf_get_string(cx, pj, ptr, "golden", false, &pi->golden) < 0 ||
+	    conf_get_string(cx, pj, ptr, "golden_format", false, &pi->golden_format) < 0 ||
+	    conf_get_string(cx, pj, ptr, "vg", false, &pi->vg) < 0 ||
+	    conf_get_string(cx, pj, ptr, "origin", false, &pi->origin) < 0 ||
+	    conf_get_string(cx, pj, ptr, "thin_pool", false,
+			    &pi->thin_pool) < 0 ||
+	    conf_get_string(cx, pj, ptr, "prefix", false, &pi->prefix) < 0)
 		goto out;
 	switch (pi->kind) {
 	case PI_OVERLAY:
 		if (!pi->golden) {
-			fail(cx, ptr, "'golden' is required for kind overlay");
+			conf_fail(cx, ptr,
+				  "'golden' is required for kind overlay");
 			goto out;
 		}
 		{
-			char *abs = resolve_path(cx, pi->golden);
+			char *abs = conf_resolve_path(cx, pi->golden);
 			free(pi->golden);
 			pi->golden = abs;
 		}
@@ -308,66 +314,67 @@ parse_per_initiator(struct ctx *cx, json_t *pj, const char *ptr,
 		if (strspn(pi->golden_format, "abcdefghijklmnopqrstuvwxyz0123456789") !=
 		    strlen(pi->golden_format)) {
 			snprintf(kp, sizeof kp, "%s/golden_format", ptr);
-			fail(cx, kp, "must be a qemu-img format name such as raw or qcow2");
+			conf_fail(cx, kp, "must be a qemu-img format name such as raw or qcow2");
 			goto out;
 		}
 		if (pi->size || pi->vg || pi->origin || pi->thin_pool || pi->prefix) {
-			fail(cx, ptr, "kind overlay takes 'golden' (and 'golden_format', 'policy') only: its size is the golden image's");
+			conf_fail(cx, ptr, "kind overlay takes 'golden' (and 'golden_format', 'policy') only: its size is the golden image's");
 			goto out;
 		}
 		break;
 	case PI_FILE:
 		if (!pi->size) {
-			fail(cx, ptr, "'size' is required for kind file");
+			conf_fail(cx, ptr, "'size' is required for kind file");
 			goto out;
 		}
 		if (pi->golden || pi->golden_format || pi->vg || pi->origin ||
 		    pi->thin_pool || pi->prefix) {
-			fail(cx, ptr, "kind file takes 'size' (and 'policy') only");
+			conf_fail(cx, ptr, "kind file takes 'size' (and 'policy') only");
 			goto out;
 		}
 		break;
 	case PI_LVM:
 		snprintf(kp, sizeof kp, "%s/vg", ptr);
 		if (!pi->vg) {
-			fail(cx, ptr, "'vg' is required for kind lvm");
+			conf_fail(cx, ptr, "'vg' is required for kind lvm");
 			goto out;
 		}
 		if (!lvm_name_ok(pi->vg, 127)) {
-			fail(cx, kp, "'%s' is not a volume group name", pi->vg);
+			conf_fail(cx, kp,
+				  "'%s' is not a volume group name", pi->vg);
 			goto out;
 		}
 		if (pi->origin && !lvm_name_ok(pi->origin, 127)) {
 			snprintf(kp, sizeof kp, "%s/origin", ptr);
-			fail(cx, kp, "'%s' is not a logical volume name", pi->origin);
+			conf_fail(cx, kp, "'%s' is not a logical volume name", pi->origin);
 			goto out;
 		}
 		if (pi->thin_pool && !lvm_name_ok(pi->thin_pool, 127)) {
 			snprintf(kp, sizeof kp, "%s/thin_pool", ptr);
-			fail(cx, kp, "'%s' is not a logical volume name", pi->thin_pool);
+			conf_fail(cx, kp, "'%s' is not a logical volume name", pi->thin_pool);
 			goto out;
 		}
 		if (!pi->prefix)
 			pi->prefix = strdup("igw");
 		if (!lvm_name_ok(pi->prefix, 32)) {
 			snprintf(kp, sizeof kp, "%s/prefix", ptr);
-			fail(cx, kp, "must be up to 32 characters of A-Z a-z 0-9 + _ . -");
+			conf_fail(cx, kp, "must be up to 32 characters of A-Z a-z 0-9 + _ . -");
 			goto out;
 		}
 		if (pi->origin && pi->size) {
-			fail(cx, ptr, "kind lvm takes 'origin' (a thin snapshot) or 'size' (a fresh volume), not both");
+			conf_fail(cx, ptr, "kind lvm takes 'origin' (a thin snapshot) or 'size' (a fresh volume), not both");
 			goto out;
 		}
 		if (!pi->origin && !pi->size) {
-			fail(cx, ptr, "kind lvm needs 'origin' (with 'thin_pool') or 'size'");
+			conf_fail(cx, ptr, "kind lvm needs 'origin' (with 'thin_pool') or 'size'");
 			goto out;
 		}
 		if (pi->origin && !pi->thin_pool) {
-			fail(cx, ptr, "'thin_pool' is required with 'origin': snapshots are thin snapshots");
+			conf_fail(cx, ptr, "'thin_pool' is required with 'origin': snapshots are thin snapshots");
 			goto out;
 		}
 		if (pi->golden || pi->golden_format) {
-			fail(cx, ptr, "kind lvm takes 'vg', 'origin', 'thin_pool', 'size', 'prefix' and 'policy'");
+			conf_fail(cx, ptr, "kind lvm takes 'vg', 'origin', 'thin_pool', 'size', 'prefix' and 'policy'");
 			goto out;
 		}
 		break;
@@ -380,53 +387,55 @@ out:
 }
 
 int
-parse_lun(struct ctx *cx, json_t *lj, const char *ptr, struct conf_lun *l)
+conf_parse_lun(struct ctx *cx, json_t *lj, const char *ptr, struct conf_lun *l)
 {
 	char p[256];
 	json_t *v;
 
 	l->pointer = strdup(ptr);
 	if (!json_is_object(lj))
-		return fail(cx, ptr, "must be an object");
-	if (check_keys(cx, lj, ptr, lun_keys, lun_later) < 0)
+		return conf_fail(cx, ptr, "must be an object");
+	if (conf_check_keys(cx, lj, ptr, lun_keys, lun_later) < 0)
 		return -1;
 	v = json_object_get(lj, "lun");
 	snprintf(p, sizeof p, "%s/lun", ptr);
 	if (!v)
-		return fail(cx, ptr, "'lun' is required");
-	if (get_u32(cx, v, p, 0, 16383, &l->lun) < 0)
+		return conf_fail(cx, ptr, "'lun' is required");
+	if (conf_get_u32(cx, v, p, 0, 16383, &l->lun) < 0)
 		return -1;
 	l->block_size = 512;
 	v = json_object_get(lj, "block_size");
 	if (v) {
 		snprintf(p, sizeof p, "%s/block_size", ptr);
-		if (get_u32(cx, v, p, 512, 4096, &l->block_size) < 0)
+		if (conf_get_u32(cx, v, p, 512, 4096, &l->block_size) < 0)
 			return -1;
 		if (l->block_size != 512 && l->block_size != 4096)
-			return fail(cx, p, "must be 512 or 4096");
+			return conf_fail(cx, p, "must be 512 or 4096");
 		l->block_size_set = true;
 	}
-	if (get_bool(cx, lj, ptr, "read_only", &l->read_only) < 0 ||
-	    get_bool(cx, lj, ptr, "thin", &l->thin) < 0 ||
-	    get_bool(cx, lj, ptr, "write_cache", &l->write_cache) < 0 ||
-	    get_bool(cx, lj, ptr, "fuse_writable", &l->fuse_writable) < 0 ||
-	    get_bool(cx, lj, ptr, "removable", &l->removable) < 0 ||
-	    get_string(cx, lj, ptr, "serial", false, &l->serial) < 0)
+	if (conf_get_bool(cx, lj, ptr, "read_only", &l->read_only) < 0 ||
+	    conf_get_bool(cx, lj, ptr, "thin", &l->thin) < 0 ||
+	    conf_get_bool(cx, lj, ptr, "write_cache", &l->write_cache) < 0 ||
+	    conf_get_bool(cx, lj, ptr, "fuse_writable",
+			  &l->fuse_writable) < 0 ||
+	    conf_get_bool(cx, lj, ptr, "removable", &l->removable) < 0 ||
+	    conf_get_string(cx, lj, ptr, "serial", false, &l->serial) < 0)
 		return -1;
 	if (l->serial && strlen(l->serial) > 64)
-		return fail(cx, ptr, "'serial' is longer than 64 characters");
+		return conf_fail(cx, ptr,
+				 "'serial' is longer than 64 characters");
 	v = json_object_get(lj, "per_initiator");
 	if (v) {
 		if (json_object_get(lj, "backend"))
-			return fail(cx, ptr, "a LUN has 'backend' or 'per_initiator', not both");
+			return conf_fail(cx, ptr, "a LUN has 'backend' or 'per_initiator', not both");
 		if (!cx->has_state_dir)
-			return fail(cx, ptr, "'per_initiator' keeps images under 'state_dir', which the map does not set");
+			return conf_fail(cx, ptr, "'per_initiator' keeps images under 'state_dir', which the map does not set");
 		snprintf(p, sizeof p, "%s/per_initiator", ptr);
 		return parse_per_initiator(cx, v, p, l);
 	}
 	v = json_object_get(lj, "backend");
 	snprintf(p, sizeof p, "%s/backend", ptr);
 	if (!v)
-		return fail(cx, ptr, "'backend' (or 'per_initiator') is required");
+		return conf_fail(cx, ptr, "'backend' (or 'per_initiator') is required");
 	return parse_backend(cx, v, p, l);
 }

@@ -93,31 +93,33 @@ parse_chap(struct ctx *cx, json_t *obj, const char *key, struct conf_chap **out)
 		return 0;
 	snprintf(ptr, sizeof ptr, "%s/%s", cx->ptr_prefix, key);
 	if (!json_is_object(v))
-		return fail(cx, ptr, "must be an object with user and secret_file");
+		return conf_fail(cx, ptr, "must be an object with user and secret_file");
 	if (json_object_get(v, "secret"))
-		return fail(cx, ptr, "inline 'secret' is not accepted: put the secret in a file and name it with 'secret_file'");
-	if (check_keys(cx, v, ptr, chap_keys, chap_later) < 0)
+		return conf_fail(cx, ptr, "inline 'secret' is not accepted: put the secret in a file and name it with 'secret_file'");
+	if (conf_check_keys(cx, v, ptr, chap_keys, chap_later) < 0)
 		return -1;
 	ch = calloc(1, sizeof *ch);
 	if (!ch)
-		return fail(cx, ptr, "out of memory");
+		return conf_fail(cx, ptr, "out of memory");
 	*out = ch;
-	if (get_string(cx, v, ptr, "user", true, &ch->user) < 0 ||
-	    get_string(cx, v, ptr, "secret_file", true, &file) < 0)
+	if (conf_get_string(cx, v, ptr, "user", true, &ch->user) < 0 ||
+	    conf_get_string(cx, v, ptr, "secret_file", true, &file) < 0)
 		return -1;
 	if (strlen(ch->user) > 255) {
 		free(file);
-		return fail(cx, ptr, "'user' is longer than 255 characters");
+		return conf_fail(cx, ptr,
+				 "'user' is longer than 255 characters");
 	}
 	{
-		char *abs = resolve_path(cx, file);
+		char *abs = conf_resolve_path(cx, file);
 		free(file);
 		file = abs;
 	}
 	snprintf(ptr, sizeof ptr, "%s/%s/secret_file", cx->ptr_prefix, key);
 	f = file ? fopen(file, "r") : NULL;
 	if (!f) {
-		fail(cx, ptr, "%s: %s", file ? file : "?", strerror(errno));
+		conf_fail(cx, ptr, "%s: %s",
+			  file ? file : "?", strerror(errno));
 		free(file);
 		return -1;
 	}
@@ -130,7 +132,8 @@ parse_chap(struct ctx *cx, json_t *obj, const char *key, struct conf_chap **out)
 	n = strcspn(line, "\r\n");
 	line[n] = '\0';
 	if (n == 0) {
-		fail(cx, ptr, "%s: the first line (the secret) is empty", file);
+		conf_fail(cx, ptr,
+			  "%s: the first line (the secret) is empty", file);
 		free(file);
 		return -1;
 	}
@@ -140,7 +143,7 @@ parse_chap(struct ctx *cx, json_t *obj, const char *key, struct conf_chap **out)
 	ch->secret_len = n;
 	memset(line, 0, sizeof line);
 	free(file);
-	return ch->secret ? 0 : fail(cx, ptr, "out of memory");
+	return ch->secret ? 0 : conf_fail(cx, ptr, "out of memory");
 }
 
 void
@@ -164,36 +167,37 @@ parse_target(struct ctx *cx, json_t *tj, const char *ptr,
 	size_t i;
 
 	if (!json_is_object(tj))
-		return fail(cx, ptr, "must be an object");
-	if (check_keys(cx, tj, ptr, target_keys, target_later) < 0)
+		return conf_fail(cx, ptr, "must be an object");
+	if (conf_check_keys(cx, tj, ptr, target_keys, target_later) < 0)
 		return -1;
-	if (get_string(cx, tj, ptr, "name", true, &t->name) < 0)
+	if (conf_get_string(cx, tj, ptr, "name", true, &t->name) < 0)
 		return -1;
 	snprintf(p, sizeof p, "%s/name", ptr);
 	if (!conf_valid_iscsi_name(t->name))
-		return fail(cx, p, "'%s' is not a valid iSCSI name (iqn.yyyy-mm.reversed.domain[:id], eui.16HEX or naa.16/32HEX, lower case)",
-			    t->name);
-	if (get_string(cx, tj, ptr, "alias", false, &t->alias) < 0)
+		return conf_fail(cx, p, "'%s' is not a valid iSCSI name (iqn.yyyy-mm.reversed.domain[:id], eui.16HEX or naa.16/32HEX, lower case)",
+				 t->name);
+	if (conf_get_string(cx, tj, ptr, "alias", false, &t->alias) < 0)
 		return -1;
 	if (t->alias && strlen(t->alias) > 255)
-		return fail(cx, ptr, "'alias' is longer than 255 characters");
+		return conf_fail(cx, ptr,
+				 "'alias' is longer than 255 characters");
 	cx->ptr_prefix = ptr;
 	if (parse_chap(cx, tj, "chap", &t->chap) < 0 ||
 	    parse_chap(cx, tj, "mutual_chap", &t->mutual_chap) < 0)
 		return -1;
 	if (t->mutual_chap && !t->chap)
-		return fail(cx, ptr, "'mutual_chap' needs 'chap' (the initiator authenticates first)");
+		return conf_fail(cx, ptr, "'mutual_chap' needs 'chap' (the initiator authenticates first)");
 	v = json_object_get(tj, "acl");
 	if (v) {
 		snprintf(p, sizeof p, "%s/acl", ptr);
 		if (!json_is_array(v))
-			return fail(cx, p, "must be an array of initiator names");
+			return conf_fail(cx, p, "must be an array of initiator names");
 		t->acl = calloc(json_array_size(v) + 1, sizeof(char *));
 		json_array_foreach(v, i, item) {
 			snprintf(p, sizeof p, "%s/acl/%zu", ptr, i);
 			if (!json_is_string(item) ||
 			    !conf_valid_iscsi_name(json_string_value(item)))
-				return fail(cx, p, "must be a valid iSCSI initiator name");
+				return conf_fail(cx, p, "must be a valid iSCSI initiator name");
 			t->acl[t->nacl++] = strdup(json_string_value(item));
 		}
 	}
@@ -201,35 +205,36 @@ parse_target(struct ctx *cx, json_t *tj, const char *ptr,
 	if (v) {
 		snprintf(p, sizeof p, "%s/networks", ptr);
 		if (!json_is_array(v) || json_array_size(v) == 0)
-			return fail(cx, p, "must be a non-empty array of addresses or networks (\"10.0.0.0/8\", \"2001:db8::/32\")");
+			return conf_fail(cx, p, "must be a non-empty array of addresses or networks (\"10.0.0.0/8\", \"2001:db8::/32\")");
 		t->nets = calloc(json_array_size(v), sizeof *t->nets);
 		if (!t->nets)
-			return fail(cx, p, "out of memory");
+			return conf_fail(cx, p, "out of memory");
 		json_array_foreach(v, i, item) {
 			snprintf(p, sizeof p, "%s/networks/%zu", ptr, i);
 			if (!json_is_string(item) ||
 			    conf_parse_net(json_string_value(item),
 					   &t->nets[t->nnets]) < 0)
-				return fail(cx, p, "must be an IPv4 or IPv6 address, optionally /PREFIX (\"10.0.0.0/8\", \"::1\")");
+				return conf_fail(cx, p, "must be an IPv4 or IPv6 address, optionally /PREFIX (\"10.0.0.0/8\", \"::1\")");
 			t->nnets++;
 		}
 	}
 	v = json_object_get(tj, "luns");
 	snprintf(p, sizeof p, "%s/luns", ptr);
 	if (!v)
-		return fail(cx, ptr, "'luns' is required");
+		return conf_fail(cx, ptr, "'luns' is required");
 	if (!json_is_array(v))
-		return fail(cx, p, "must be an array");
+		return conf_fail(cx, p, "must be an array");
 	t->luns = calloc(json_array_size(v) + 1, sizeof *t->luns);
 	json_array_foreach(v, i, item) {
 		snprintf(p, sizeof p, "%s/luns/%zu", ptr, i);
-		if (parse_lun(cx, item, p, &t->luns[t->nluns++]) < 0)
+		if (conf_parse_lun(cx, item, p, &t->luns[t->nluns++]) < 0)
 			return -1;
 		for (size_t j = 0; j + 1 < t->nluns; j++)
 			if (t->luns[j].lun == t->luns[i].lun) {
 				snprintf(p, sizeof p, "%s/luns/%zu/lun", ptr, i);
-				return fail(cx, p, "LUN %u is already used by %s",
-					    t->luns[i].lun, t->luns[j].pointer);
+				return conf_fail(cx, p, "LUN %u is already used by %s",
+						 t->luns[i].lun,
+						 t->luns[j].pointer);
 			}
 	}
 	return 0;
@@ -251,21 +256,22 @@ parse_control(struct ctx *cx, json_t *root, struct conf *c)
 	unsigned port;
 	json_t *v;
 
-	if (get_string(cx, root, "", "control_socket", false,
-		       &c->control_socket) < 0)
+	if (conf_get_string(cx, root, "", "control_socket", false,
+			    &c->control_socket) < 0)
 		return -1;
 	if (c->control_socket) {
-		char *r = resolve_path(cx, c->control_socket);
+		char *r = conf_resolve_path(cx, c->control_socket);
 
 		free(c->control_socket);
 		c->control_socket = r;
 		if (!r)
-			return fail(cx, "/control_socket", "out of memory");
+			return conf_fail(cx, "/control_socket",
+					 "out of memory");
 		/* sockaddr_un.sun_path holds 108 bytes with the NUL. */
 		if (strlen(r) > 107)
-			return fail(cx, "/control_socket",
-				    "'%s' is longer than a Unix socket path may be (107 bytes)",
-				    r);
+			return conf_fail(cx, "/control_socket",
+					 "'%s' is longer than a Unix socket path may be (107 bytes)",
+					 r);
 	}
 	v = json_object_get(root, "metrics");
 	if (!v)
@@ -274,10 +280,10 @@ parse_control(struct ctx *cx, json_t *root, struct conf *c)
 	    strlen(json_string_value(v)) != json_string_length(v) ||
 	    conf_parse_portal(json_string_value(v), host, sizeof host,
 			      &port) < 0)
-		return fail(cx, "/metrics",
-			    "must be \"HOST:PORT\" or \"[IPV6]:PORT\" (the Prometheus endpoint)");
+		return conf_fail(cx, "/metrics",
+				 "must be \"HOST:PORT\" or \"[IPV6]:PORT\" (the Prometheus endpoint)");
 	c->metrics = strdup(json_string_value(v));
-	return c->metrics ? 0 : fail(cx, "/metrics", "out of memory");
+	return c->metrics ? 0 : conf_fail(cx, "/metrics", "out of memory");
 }
 
 /* "fuse_mount": the folder of the FUSE view (fuse/fuse-view.c), relative
@@ -286,20 +292,21 @@ parse_control(struct ctx *cx, json_t *root, struct conf *c)
 static int
 parse_fuse_mount(struct ctx *cx, json_t *root, struct conf *c)
 {
-	if (get_string(cx, root, "", "fuse_mount", false, &c->fuse_mount) < 0)
+	if (conf_get_string(cx, root, "", "fuse_mount", false,
+			    &c->fuse_mount) < 0)
 		return -1;
 	if (!c->fuse_mount)
 		return 0;
 #ifndef HAVE_FUSE3
-	return fail(cx, "/fuse_mount", "the FUSE view needs libfuse3, which this build of iscsi-gw lacks");
+	return conf_fail(cx, "/fuse_mount", "the FUSE view needs libfuse3, which this build of iscsi-gw lacks");
 #else
 	{
-		char *r = resolve_path(cx, c->fuse_mount);
+		char *r = conf_resolve_path(cx, c->fuse_mount);
 
 		free(c->fuse_mount);
 		c->fuse_mount = r;
 		if (!r)
-			return fail(cx, "/fuse_mount", "out of memory");
+			return conf_fail(cx, "/fuse_mount", "out of memory");
 	}
 	return 0;
 #endif
@@ -314,15 +321,15 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 	const char *key;
 
 	if (!json_is_object(root))
-		return fail(cx, "", "the map must be a JSON object");
-	if (check_keys(cx, root, "", top_keys, top_later) < 0)
+		return conf_fail(cx, "", "the map must be a JSON object");
+	if (conf_check_keys(cx, root, "", top_keys, top_later) < 0)
 		return -1;
 
 	v = json_object_get(root, "portals");
 	if (!v)
-		return fail(cx, "", "'portals' is required");
+		return conf_fail(cx, "", "'portals' is required");
 	if (!json_is_array(v) || json_array_size(v) == 0)
-		return fail(cx, "/portals", "must be a non-empty array of \"HOST:PORT\"");
+		return conf_fail(cx, "/portals", "must be a non-empty array of \"HOST:PORT\"");
 	c->portals = calloc(json_array_size(v) + 1, sizeof(char *));
 	json_array_foreach(v, i, item) {
 		char host[256];
@@ -332,14 +339,15 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 		if (!json_is_string(item) ||
 		    conf_parse_portal(json_string_value(item), host, sizeof host,
 				      &port) < 0)
-			return fail(cx, p, "must be \"HOST:PORT\" or \"[IPV6]:PORT\"");
+			return conf_fail(cx, p, "must be \"HOST:PORT\" or \"[IPV6]:PORT\"");
 		c->portals[c->nportals++] = strdup(json_string_value(item));
 	}
 
-	if (get_string(cx, root, "", "state_dir", false, &c->state_dir) < 0)
+	if (conf_get_string(cx, root, "", "state_dir", false,
+			    &c->state_dir) < 0)
 		return -1;
 	if (c->state_dir) {
-		char *r = resolve_path(cx, c->state_dir);
+		char *r = conf_resolve_path(cx, c->state_dir);
 		free(c->state_dir);
 		c->state_dir = r;
 		cx->has_state_dir = true;
@@ -347,7 +355,7 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 	if (parse_fuse_mount(cx, root, c) < 0)
 		return -1;
 
-	if (get_string(cx, root, "", "user", false, &c->user) < 0)
+	if (conf_get_string(cx, root, "", "user", false, &c->user) < 0)
 		return -1;
 	if (parse_control(cx, root, c) < 0)
 		return -1;
@@ -357,18 +365,18 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 		       &c->discovery_mutual_chap) < 0)
 		return -1;
 	if (c->discovery_mutual_chap && !c->discovery_chap)
-		return fail(cx, "", "'discovery_mutual_chap' needs 'discovery_chap'");
+		return conf_fail(cx, "", "'discovery_mutual_chap' needs 'discovery_chap'");
 
 	c->io_threads = 16;
 	v = json_object_get(root, "io_threads");
-	if (v && get_u32(cx, v, "/io_threads", 1, 256, &c->io_threads) < 0)
+	if (v && conf_get_u32(cx, v, "/io_threads", 1, 256, &c->io_threads) < 0)
 		return -1;
 
 	iscsi_defaults(&c->iscsi);
 	v = json_object_get(root, "iscsi");
 	if (v) {
 		if (!json_is_object(v))
-			return fail(cx, "/iscsi", "must be an object");
+			return conf_fail(cx, "/iscsi", "must be an object");
 		json_object_foreach(v, key, item) {
 			const struct opt *o = NULL;
 			if (key[0] == '#')
@@ -389,7 +397,7 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 				else if (dv && !strcmp(dv, "off"))
 					d = DIGESTS_OFF;
 				else
-					return fail(cx, p, "must be \"offer\", \"require\" or \"off\"");
+					return conf_fail(cx, p, "must be \"offer\", \"require\" or \"off\"");
 				if (key[0] != 'd' || key[1] == 'i')
 					c->iscsi.header_digest = d;
 				if (key[0] == 'd')
@@ -397,29 +405,29 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 				continue;
 			}
 			if (!o)
-				return fail(cx, "/iscsi", "unknown key '%s'", key);
+				return conf_fail(cx, "/iscsi", "unknown key '%s'", key);
 			if (o->is_bool) {
 				if (!json_is_boolean(item))
-					return fail(cx, p, "must be true or false");
+					return conf_fail(cx, p, "must be true or false");
 				*(bool *)((char *)&c->iscsi + o->offset) =
 					json_is_true(item);
-			} else if (get_u32(cx, item, p, o->min, o->max,
-					   (uint32_t *)((char *)&c->iscsi +
-							o->offset)) < 0) {
+			} else if (conf_get_u32(cx, item, p, o->min, o->max,
+						(uint32_t *)((char *)&c->iscsi +
+							     o->offset)) < 0) {
 				return -1;
 			}
 		}
 		if (c->iscsi.first_burst_length > c->iscsi.max_burst_length)
-			return fail(cx, "/iscsi/first_burst_length",
-				    "must not exceed max_burst_length (%u)",
-				    c->iscsi.max_burst_length);
+			return conf_fail(cx, "/iscsi/first_burst_length",
+					 "must not exceed max_burst_length (%u)",
+					 c->iscsi.max_burst_length);
 	}
 
 	v = json_object_get(root, "targets");
 	if (!v)
-		return fail(cx, "", "'targets' is required");
+		return conf_fail(cx, "", "'targets' is required");
 	if (!json_is_array(v))
-		return fail(cx, "/targets", "must be an array");
+		return conf_fail(cx, "/targets", "must be an array");
 	c->targets = calloc(json_array_size(v) + 1, sizeof *c->targets);
 	json_array_foreach(v, i, item) {
 		snprintf(p, sizeof p, "/targets/%zu", i);
@@ -428,8 +436,8 @@ parse_top(struct ctx *cx, json_t *root, struct conf *c)
 		for (size_t j = 0; j + 1 < c->ntargets; j++)
 			if (!strcmp(c->targets[j].name, c->targets[i].name)) {
 				snprintf(p, sizeof p, "/targets/%zu/name", i);
-				return fail(cx, p, "target '%s' is defined twice",
-					    c->targets[i].name);
+				return conf_fail(cx, p, "target '%s' is defined twice",
+						 c->targets[i].name);
 			}
 	}
 	return 0;
