@@ -1,5 +1,6 @@
-/* fuzz-conf.c: libFuzzer target for the map reader (conf/conf.c): JSON
- * parsing, verification, the option table and backend key checks.
+/* fuzz-conf.c: libFuzzer target for the map reader (conf/conf.c and
+ * conf-lun.c, conf-json.c, conf-net.c): JSON parsing, verification, the
+ * option table and backend key checks.
  *
  * Input: the map text (a NUL-terminated copy is parsed).  A refused map
  * must come with a message that starts with the label and fits the error
