@@ -54,7 +54,7 @@ struct lun {
 	 * changed by MODE SELECT. */
 	int wce;
 	int swp;
-	/* SANITIZE in progress (scsi/sbc.c): atomic.  While set, commands
+	/* SANITIZE in progress (scsi/sanitize.c): atomic.  While set, commands
 	 * but INQUIRY, REPORT LUNS and REQUEST SENSE end with NOT READY,
 	 * SANITIZE IN PROGRESS; progress is 0 to 65535. */
 	int sanitizing;
@@ -73,7 +73,7 @@ struct lun {
 	int medium_out;
 	/* Reads and writes hold it shared; COMPARE AND WRITE, ORWRITE and
 	 * WRITE ATOMIC exclusive, so that each is atomic against every
-	 * other read and write (scsi/sbc.c). */
+	 * other read and write (scsi/sbc-io.c). */
 	pthread_rwlock_t write_lock;
 	/* LOGICAL UNIT RESETs and target resets of this LUN, atomic: an
 	 * EXTENDED COPY that reads or writes it stops when it changes
@@ -83,7 +83,7 @@ struct lun {
 	pthread_mutex_t pr_lock;
 	struct pr_state *pr;
 	/* IO workers this LUN holds, and its commands waiting for one
-	 * (scsi/sbc.c): a LUN whose backend hangs never takes every
+	 * (scsi/sbc-io.c): a LUN whose backend hangs never takes every
 	 * worker from the others.  q_lock guards them. */
 	pthread_mutex_t q_lock;
 	unsigned q_inflight;

@@ -5,12 +5,12 @@
  * Rendering them is control.c's business.
  *
  * Threads: a histogram is written where a SCSI read or write completes
- * (sbc.c, the loop thread) and read by the renderer (the loop thread);
+ * (sbc-io.c, the loop thread) and read by the renderer (the loop thread);
  * its counters are atomics all the same, so a second loop thread would
  * need no lock.  The initiator table is loop-thread only.
  *
- *   sbc.c submit: start = metrics_now_ns()
- *   sbc.c io_done: metrics_observe(&lun->metrics.read, now - start)
+ *   sbc-io.c sbc_submit: start = metrics_now_ns()
+ *   sbc-io.c io_done: metrics_observe(&lun->metrics.read, now - start)
  *   control.c: buckets summed into cumulative le="..." lines
  */
 #ifndef IGW_METRICS_H

@@ -18,7 +18,7 @@
  * threads: fuse-view.c).
  *
  * - Data goes through backend_pread/backend_pwrite like SCSI commands
- *   (scsi/sbc.c), but called on the view's threads rather than the IO
+ *   (scsi/sbc-io.c), but called on the view's threads rather than the IO
  *   pool: the backend's thread-model lock (backend.c) is what bounds
  *   concurrency, and the view needs no event loop for completions.
  *   Backends opened with O_DIRECT want block-aligned buffers, offsets
@@ -27,7 +27,7 @@
  *   that block first (read-modify-write).
  *
  * - Reads and writes hold the LUN's write_lock shared, as SCSI reads and
- *   writes do (sbc.c), so that none sees or splits half of a COMPARE AND
+ *   writes do (sbc-io.c), so that none sees or splits half of a COMPARE AND
  *   WRITE, ORWRITE or WRITE ATOMIC.
  *   A read-modify-write holds it exclusively, as COMPARE AND WRITE does:
  *   a SCSI write to the same block between our read and our write would

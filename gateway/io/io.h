@@ -5,7 +5,7 @@
  *   worker --evloop_complete(job)--> loop's completion list + eventfd
  *   loop thread: job->done()
  *
- *   or, for a backend's async read or write (scsi/sbc.c), no worker:
+ *   or, for a backend's async read or write (scsi/sbc-io.c), no worker:
  *   backend reaper thread --evloop_complete(job)--> the same list
  *
  * A job is submitted from a loop thread and completed on the same loop

@@ -161,13 +161,13 @@ struct scsi_cmd {
 	 * chunk.  The transport sends no status for it either way. */
 	int abort;
 	bool async;			/* in the backend's async path, not
-					 * on a worker (sbc.c) */
+					 * on a worker (sbc-io.c) */
 };
 
 /* Run a command.  cmd->done is always called, possibly before this
  * returns (emulated commands), else later from a completion. */
 void scsi_cmd_exec(struct scsi_cmd *cmd);
-/* How many IO workers one LUN may hold at once (sbc.c); set from
+/* How many IO workers one LUN may hold at once (sbc-io.c); set from
  * io_threads at start-up. */
 void scsi_set_lun_worker_limit(unsigned io_threads);
 
@@ -356,7 +356,7 @@ int sbc_prevent_allow(struct scsi_cmd *cmd);
 bool sbc_removable_avail(const struct lun *l);
 
 
-/* SANITIZE (sbc.c): BLOCK ERASE on thin LUNs whose backend can
+/* SANITIZE (sanitize.c): BLOCK ERASE on thin LUNs whose backend can
  * deallocate, OVERWRITE where the backend holds the only copy
  * (can_sanitize_overwrite), EXIT FAILURE MODE wherever either is.
  * sbc_sanitize_avail: the LUN offers the opcode; sbc_sanitize_sa_avail:

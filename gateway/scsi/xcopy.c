@@ -1,8 +1,8 @@
-/* xcopy.c: the copy manager.  EXTENDED COPY(LID1) (SPC-4 §6.4), RECEIVE
- * COPY RESULTS COPY STATUS and OPERATING PARAMETERS (SPC-4 §6.18) and the
- * Third-party Copy VPD page (SPC-4 §7.8.17).  Owns the parameter list
- * checks, the lookup of copy targets (CSCDs) among every LUN of the
- * gateway and the copy itself; sense bytes belong to sense.c.
+/* xcopy.c: the copy manager: EXTENDED COPY(LID1) (SPC-4 §6.4).  Owns the
+ * parameter list checks, the lookup of copy targets (CSCDs), the copy
+ * itself and the held results; what reports them (RECEIVE COPY RESULTS,
+ * the Third-party Copy VPD page) is xcopy-results.c, sense bytes belong
+ * to sense.c.
  *
  *   loop thread                               IO worker
  *   spc_extended_copy: parse and check the
@@ -19,10 +19,12 @@
  *
  * Only block-to-block segments (02h) between identification CSCDs (E4h)
  * naming a LUN by the NAA or T10 vendor ID designator of its Device
- * Identification VPD page.  Any LUN of any target of the gateway may be a
- * source or destination; it is checked for reservations as a READ(16) or
+ * Identification VPD page.  A LUN of the command's target, or of a
+ * target where the same initiator has a session, may be a source or
+ * destination (a copy is no way around another target's ACL, CHAP or
+ * networks); it is checked for reservations as a READ(16) or
  * WRITE(16) from the I_T nexus of the EXTENDED COPY would be.  A copy
- * holds no IO worker slot of its LUNs (sbc.c's per-LUN limit): it runs as
+ * holds no IO worker slot of its LUNs (sbc-io.c's per-LUN limit): it runs as
  * one job, a chunk at a time, and at most a quarter of the workers run
  * copies; the others wait their turn.
  *
@@ -36,23 +38,13 @@
 #include <string.h>
 
 #include "scsi.h"
+#include "xcopy-internal.h"
 #include "pr.h"
 #include "lunmap.h"
 #include "backend.h"
 #include "log.h"
 #include "util/util.h"
 
-/* Limits, reported by RECEIVE COPY RESULTS OPERATING PARAMETERS. */
-#define XCOPY_MAX_CSCD 32
-#define XCOPY_MAX_SEGS 32
-#define XCOPY_MAX_DESC_LIST 1536	/* CSCD + segment lists, bytes */
-#define XCOPY_MAX_SEG_BYTES (256u << 20)	/* 65535 blocks of 4096 */
-#define XCOPY_CHUNK (1u << 20)
-#define XCOPY_HELD_MAX 16		/* held results per I_T nexus */
-
-/* Descriptor type codes (SPC-4 table 110 and 119). */
-#define SEG_BLOCK_TO_BLOCK 0x02
-#define CSCD_IDENT 0xe4
 #define CSCD_LEN 32
 #define SEG_B2B_LEN 0x18		/* DESCRIPTOR LENGTH of 02h */
 
@@ -73,20 +65,11 @@
 #define LID_NO_HOLD 2
 #define LID_NONE 3
 
-/* RECEIVE COPY RESULTS service actions. */
-#define RCR_COPY_STATUS 0x00
-#define RCR_OPERATING_PARAMETERS 0x03
-
-/* COPY MANAGER STATUS (SPC-4 table 356). */
-#define CM_IN_PROGRESS 0x00
-#define CM_GOOD 0x01
-#define CM_ERRORS 0x02
-
 static struct lunmap *the_map;
 
 /* Copies on the IO workers at once, and the ones waiting for a turn
  * (loop thread): copies whose backend hangs must not take every worker
- * from the LUNs' reads and writes (sbc.c keeps a quarter of the pool
+ * from the LUNs' reads and writes (sbc-io.c keeps a quarter of the pool
  * free per LUN the same way). */
 static unsigned copies_running, copy_limit = 4;
 static struct xcopy_job *copy_q_head, *copy_q_tail;
@@ -103,47 +86,6 @@ scsi_set_lunmap(struct lunmap *m)
 	the_map = m;
 }
 
-struct xcopy_seg {
-	struct lun *src, *dst;
-	uint64_t src_off, dst_off;	/* bytes */
-	uint64_t len;			/* bytes */
-	unsigned src_gen, dst_gen;	/* reset_gen when submitted */
-};
-
-struct xcopy_job {
-	struct io_job job;
-	struct xcopy_job *qnext;	/* copy_q_*, loop thread */
-	struct scsi_cmd *cmd;
-	struct xcopy_seg segs[XCOPY_MAX_SEGS];
-	unsigned nsegs;
-	struct lun *refs[2 * XCOPY_MAX_SEGS];	/* one lun_get each */
-	unsigned nrefs;
-	uint8_t list_id;
-	bool hold;
-	/* Set by the worker, read on the loop thread after it (or, for a
-	 * COPY STATUS while the copy runs, atomically). */
-	int result;
-	bool write_failed;
-	unsigned segs_done;
-	uint64_t bytes_done;
-};
-
-/* Held results of one list identifier (LIST ID USAGE 00b). */
-struct xcopy_held {
-	uint8_t list_id;
-	bool used;
-	struct xcopy_job *running;	/* NULL once complete */
-	uint8_t status;			/* CM_* once complete */
-	uint16_t segs_done;
-	uint64_t bytes_done;
-	uint64_t seq;			/* age, for reuse */
-};
-
-struct xcopy_nexus {
-	struct xcopy_held held[XCOPY_HELD_MAX];
-	uint64_t seq;
-};
-
 void
 xcopy_nexus_free(struct scsi_nexus *n)
 {
@@ -151,8 +93,8 @@ xcopy_nexus_free(struct scsi_nexus *n)
 	n->xcopy = NULL;
 }
 
-static struct xcopy_held *
-held_find(struct scsi_nexus *n, uint8_t list_id)
+struct xcopy_held *
+xcopy_held_find(struct scsi_nexus *n, uint8_t list_id)
 {
 	struct xcopy_nexus *x = n ? n->xcopy : NULL;
 
@@ -526,7 +468,7 @@ copy_done(struct io_job *job)
 {
 	struct xcopy_job *x = container_of(job, struct xcopy_job, job);
 	struct scsi_cmd *cmd = x->cmd;
-	struct xcopy_held *h = x->hold ? held_find(cmd->nexus, x->list_id) :
+	struct xcopy_held *h = x->hold ? xcopy_held_find(cmd->nexus, x->list_id) :
 			       NULL;
 	struct xcopy_job *next = copy_q_head;
 
@@ -677,7 +619,7 @@ spc_extended_copy(struct scsi_cmd *cmd)
 		}
 	h = NULL;
 	if (usage == LID_HOLD && cmd->nexus) {
-		h = held_find(cmd->nexus, p[0]);
+		h = xcopy_held_find(cmd->nexus, p[0]);
 		if (h && h->running) {	/* SPC-4 §6.4.3.2 */
 			scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
 				       ASC_OPERATION_IN_PROGRESS);
@@ -731,111 +673,4 @@ spc_extended_copy(struct scsi_cmd *cmd)
 	x->job.loop = cmd->loop;
 	copy_start(x);
 	return SCSI_ASYNC;
-}
-
-/* ---- RECEIVE COPY RESULTS ---- */
-
-static int
-copy_status(struct scsi_cmd *cmd, uint32_t alloc)
-{
-	struct xcopy_held *h = held_find(cmd->nexus, cmd->cdb[2]);
-	uint8_t d[12] = { 0 };
-	uint64_t bytes;
-	unsigned units = 0;
-
-	if (!h) {		/* SPC-4 §6.18.3: no such held data */
-		scsi_invalid_field(cmd, 2, 7);
-		return SCSI_DONE;
-	}
-	put_be32(d, 8);
-	if (h->running) {
-		d[4] = CM_IN_PROGRESS;
-		put_be16(d + 5, (uint16_t)__atomic_load_n(&h->running->segs_done,
-							  __ATOMIC_RELAXED));
-		bytes = __atomic_load_n(&h->running->bytes_done,
-					__ATOMIC_RELAXED);
-	} else {
-		d[4] = h->status;
-		put_be16(d + 5, h->segs_done);
-		bytes = h->bytes_done;
-	}
-	/* TRANSFER COUNT UNITS: bytes, KiB, MiB... (SPC-4 table 357). */
-	while (bytes >> (10 * units) > 0xffffffffULL)
-		units++;
-	d[7] = (uint8_t)units;
-	put_be32(d + 8, (uint32_t)(bytes >> (10 * units)));
-	/* A completed operation's held data goes once reported. */
-	if (!h->running)
-		h->used = false;
-	return spc_put_data(cmd, d, sizeof d, alloc);
-}
-
-static int
-operating_parameters(struct scsi_cmd *cmd, uint32_t alloc)
-{
-	static const uint8_t codes[] = { SEG_BLOCK_TO_BLOCK, CSCD_IDENT };
-	uint8_t d[44 + sizeof codes] = { 0 };
-
-	put_be32(d, sizeof d - 4);
-	d[4] = 0x01;				/* SNLID: LIST ID USAGE 11b */
-	put_be16(d + 8, XCOPY_MAX_CSCD);
-	put_be16(d + 10, XCOPY_MAX_SEGS);
-	put_be32(d + 12, XCOPY_MAX_DESC_LIST);
-	put_be32(d + 16, XCOPY_MAX_SEG_BYTES);
-	put_be32(d + 20, 0);			/* no inline data */
-	put_be32(d + 24, 0);			/* no held data to read */
-	put_be32(d + 28, 0);			/* no stream devices */
-	put_be16(d + 34, XCOPY_HELD_MAX);	/* total concurrent copies */
-	d[36] = XCOPY_HELD_MAX;			/* per I_T nexus */
-	d[37] = 9;				/* data segment granularity */
-	d[38] = 0;
-	d[39] = 0;
-	d[43] = sizeof codes;
-	memcpy(d + 44, codes, sizeof codes);
-	return spc_put_data(cmd, d, sizeof d, alloc);
-}
-
-int
-spc_receive_copy_results(struct scsi_cmd *cmd)
-{
-	const uint8_t *c = cmd->cdb;
-	uint32_t alloc = get_be32(c + 10);
-
-	switch (c[1] & 0x1f) {
-	case RCR_COPY_STATUS:
-		return copy_status(cmd, alloc);
-	case RCR_OPERATING_PARAMETERS:
-		return operating_parameters(cmd, alloc);
-	default:
-		scsi_invalid_field(cmd, 1, 4);
-		return SCSI_DONE;
-	}
-}
-
-/* ---- Third-party Copy VPD page ---- */
-
-int
-spc_vpd_third_party_copy(struct scsi_cmd *cmd, uint32_t alloc)
-{
-	uint8_t d[4 + 12 + 8] = { 0 };
-	uint8_t *p = d + 4;
-
-	d[1] = 0x8f;
-	put_be16(d + 2, sizeof d - 4);
-	/* Supported Commands (0001h): EXTENDED COPY(LID1), RECEIVE COPY
-	 * RESULTS COPY STATUS and OPERATING PARAMETERS. */
-	put_be16(p, 0x0001);
-	put_be16(p + 2, 8);
-	p[4] = 7;
-	p[5] = 0x83; p[6] = 1; p[7] = 0x00;
-	p[8] = 0x84; p[9] = 2; p[10] = RCR_COPY_STATUS;
-	p[11] = RCR_OPERATING_PARAMETERS;
-	p += 12;
-	/* Supported Descriptors (0004h). */
-	put_be16(p, 0x0004);
-	put_be16(p + 2, 4);
-	p[4] = 2;
-	p[5] = SEG_BLOCK_TO_BLOCK;
-	p[6] = CSCD_IDENT;
-	return spc_put_data(cmd, d, sizeof d, alloc);
 }
