@@ -42,7 +42,11 @@ int image_lock(const struct image_paths *ip, bool wait);
 int image_write_meta(int fd, const char *target, unsigned lun,
 		     const struct conf_pi *pi, const char *initiator,
 		     const struct image_paths *ip);
-/* Run a command (no shell); see images.c. */
+/* Run a command (no shell); see images-store.c. */
 int image_run(char *const argv[], char **out, char **errout, bool progress);
+/* Format a message into err (errsz bytes); returns -1.  status is for
+ * the callers' symmetry and left as it is. */
+int image_set_err(char *err, size_t errsz, uint16_t *status,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #endif
