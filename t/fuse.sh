@@ -1,7 +1,8 @@
 #!/bin/bash
 # The FUSE view (top-level "fuse_mount"), on a 512-byte file LUN (LUN 0,
 # read-only in the view), a 4096-byte memory LUN with "fuse_writable"
-# (LUN 1) and a read-only memory LUN with "fuse_writable" (LUN 2).
+# (LUN 1) and a read-only, removable memory LUN with "fuse_writable"
+# (LUN 2).
 # Checks: the layout (a folder per target, lun<N> and lun<N>.stats), sizes
 # and mode bits; random data written through iSCSI (qemu-img) while the
 # view is read in a loop is then read back through the view byte for byte
@@ -11,7 +12,8 @@
 # of partial blocks), fsync, ENOSPC at the end, and the result read back
 # through iSCSI (qemu-io read -P, qemu-img convert + cmp); SIGTERM while a
 # reader holds a view file open exits 0 and leaves no mount behind; a
-# stale mount left by a killed daemon is replaced at the next start.
+# stale mount left by a killed daemon is replaced at the next start; with
+# LUN 2's medium ejected the view's reads fail with ENOMEDIUM.
 # Does not check: per-initiator images in the view, a daemon that drops
 # root ("user"), blockdev or nbd LUNs in the view.
 source "$(dirname "$0")/functions.sh"
@@ -30,7 +32,7 @@ write_map "$TMP/map.json" $port '
   { "lun": 1, "backend": { "type": "memory", "size": "16M" }, "block_size": 4096,
     "fuse_writable": true },
   { "lun": 2, "backend": { "type": "memory", "size": "1M" }, "read_only": true,
-    "fuse_writable": true }' '"fuse_mount": "view"'
+    "fuse_writable": true, "removable": true }' '"fuse_mount": "view"'
 # Whatever happens, never leave a mount behind (runs after stop_gw_quiet).
 cleanup_fn "grep -qF ' $mnt ' /proc/mounts && umount -l '$mnt'"
 start_gw "$TMP/map.json"
@@ -175,6 +177,31 @@ qemu-img convert -f raw -O raw "$url/1" "$TMP/out1.raw" || fail "qemu-img conver
 cmp "$TMP/out1.raw" "$TMP/expect1.raw" || fail "iSCSI does not read what the view wrote (LUN 1)"
 [ "$(stat0 writes 1)" -ge $((writes0 + 6)) ] || fail "view writes not counted ($writes0 -> $(stat0 writes 1))"
 [ "$(stat0 errors 1)" = 0 ] || fail "stats: errors on LUN 1"
+
+# LUN 2 is removable: with its medium ejected (START STOP UNIT from a
+# raw initiator) the view's reads fail with ENOMEDIUM, as iSCSI reads end
+# with NOT READY, MEDIUM NOT PRESENT; loaded again, they read.
+PYTHONPATH="$SRCDIR/t" python3 - "$port" "$TARGET" "$dir/lun2" <<'PY' || fail "view of an ejected medium"
+import errno, os, sys
+from iscsi_raw import Conn
+port, target, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+c = Conn("127.0.0.1", port)
+assert c.login("iqn.2026-11.org.example:eject", target)[0] == 0
+fd = os.open(path, os.O_RDONLY)
+assert len(os.pread(fd, 4096, 0)) == 4096
+assert c.command(bytes([0x1b, 0, 0, 0, 0x02, 0]), lun=2)[:2] == (0, None), "eject"
+st, sn, _ = c.command(bytes([0x00] * 6), lun=2)
+assert st == 2 and sn == (0x02, 0x3a, 0x00), ("TUR with the medium out", st, sn)
+try:
+    os.pread(fd, 4096, 0)
+    raise AssertionError("the view read an ejected medium")
+except OSError as e:
+    assert e.errno == errno.ENOMEDIUM, e
+assert c.command(bytes([0x1b, 0, 0, 0, 0x03, 0]), lun=2)[:2] == (0, None), "load"
+assert len(os.pread(fd, 4096, 0)) == 4096
+os.close(fd)
+print("ok: ENOMEDIUM while ejected, reads again once loaded")
+PY
 
 # SIGTERM while a reader holds lun0 open: exit 0 at once, no mount left,
 # and the reader's next read fails instead of hanging.

@@ -592,6 +592,24 @@ fusev_write_span(struct fusev_handle *h, const char *in, uint32_t size,
 	return r;
 }
 
+/* What a SCSI medium access command would be refused for, as an errno:
+ * a SANITIZE running (EBUSY: NOT READY, SANITIZE IN PROGRESS), the
+ * failure mode of a failed one (EIO: MEDIUM ERROR, SANITIZE COMMAND
+ * FAILED), a removable LUN's medium ejected (ENOMEDIUM: NOT READY,
+ * MEDIUM NOT PRESENT); 0 when none applies.  The view must not show a
+ * LUN half erased or let a write slip into an erase. */
+static int
+fusev_medium_error(struct lun *l)
+{
+	if (__atomic_load_n(&l->sanitizing, __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	if (__atomic_load_n(&l->sanitize_failed, __ATOMIC_ACQUIRE))
+		return -EIO;
+	if (__atomic_load_n(&l->medium_out, __ATOMIC_ACQUIRE))
+		return -ENOMEDIUM;
+	return 0;
+}
+
 /* The largest piece starting at off whose block-widened span fits
  * FUSEV_CHUNK. */
 static uint32_t
@@ -610,6 +628,7 @@ fusev_read(const char *path, char *buf, size_t size, off_t offset,
 	struct lun *l;
 	uint64_t devsz, off = (uint64_t)offset;
 	size_t done = 0;
+	int r;
 
 	if (offset < 0)
 		return -EINVAL;
@@ -624,10 +643,14 @@ fusev_read(const char *path, char *buf, size_t size, off_t offset,
 	devsz = fusev_lun_bytes(l);
 	if (off >= devsz || size == 0)
 		return 0;
+	r = fusev_medium_error(l);
+	if (r < 0)
+		return r;
 	size = MIN(size, devsz - off);
 	while (done < size) {
 		uint32_t n = fusev_piece(l, off + done, size - done);
-		int r = fusev_read_span(l, buf + done, n, off + done);
+
+		r = fusev_read_span(l, buf + done, n, off + done);
 		if (r < 0) {
 			__atomic_add_fetch(&l->stat_errors, 1, __ATOMIC_RELAXED);
 			fusev_log_io_error("%s: read at byte %" PRIu64 ": %s",
@@ -649,6 +672,7 @@ fusev_write(const char *path, const char *buf, size_t size, off_t offset,
 	struct lun *l;
 	uint64_t devsz, off = (uint64_t)offset;
 	size_t done = 0;
+	int r;
 
 	if (offset < 0)
 		return -EINVAL;
@@ -658,6 +682,9 @@ fusev_write(const char *path, const char *buf, size_t size, off_t offset,
 	/* Write protection may have been set since open (MODE SELECT). */
 	if (fusev_write_protected(l))
 		return -EROFS;
+	r = fusev_medium_error(l);
+	if (r < 0)
+		return r;
 	devsz = fusev_lun_bytes(l);
 	if (size == 0)
 		return 0;
@@ -666,7 +693,8 @@ fusev_write(const char *path, const char *buf, size_t size, off_t offset,
 	size = MIN(size, devsz - off);
 	while (done < size) {
 		uint32_t n = fusev_piece(l, off + done, size - done);
-		int r = fusev_write_span(h, buf + done, n, off + done);
+
+		r = fusev_write_span(h, buf + done, n, off + done);
 		if (r < 0) {
 			__atomic_add_fetch(&l->stat_errors, 1, __ATOMIC_RELAXED);
 			fusev_log_io_error("%s: write at byte %" PRIu64 ": %s",
