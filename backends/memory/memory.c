@@ -5,7 +5,8 @@
  * mincore cannot tell, since a read maps the shared zero page.
  * Nothing survives the process: flush is a no-op and that is the truth.
  * With "lock" the mapping is locked in memory (mlock2, MLOCK_ONFAULT: a
- * page is locked when first touched) and never swapped out; it is then
+ * page is locked when first touched; plain mlock, which takes it all at
+ * once, where that flag is unknown) and never swapped out; it is then
  * the only copy of the data, so writing over every byte erases it
  * (can_sanitize_overwrite).  Pages given back with MADV_DONTNEED go to
  * the kernel, which clears them before any process sees them again; a
@@ -157,9 +158,14 @@ mem_open(void *p, int readonly)
 		return NULL;
 	}
 	if (mi->lock) {
-		if (mlock2(h->base, mi->size, MLOCK_ONFAULT) < 0) {
+		/* Where MLOCK_ONFAULT is unknown (kernels before 4.4, and
+		 * valgrind) mlock, which takes the whole size at once. */
+		int r = mlock2(h->base, mi->size, MLOCK_ONFAULT);
+		if (r < 0 && (errno == EINVAL || errno == ENOSYS))
+			r = mlock(h->base, mi->size);
+		if (r < 0) {
 			int e = errno;
-			igw_backend_error("lock: mlock2 of %llu bytes: %s (the "
+			igw_backend_error("lock: mlock of %llu bytes: %s (the "
 					  "limit is RLIMIT_MEMLOCK, ulimit -l, "
 					  "unless the daemon has CAP_IPC_LOCK)",
 					  (unsigned long long)mi->size,
