@@ -20,7 +20,7 @@ requires python3 --version
 grep -q '#define HAVE_LIBAIO 1' "$BUILDDIR/config.h" 2>/dev/null ||
 	{ echo "SKIP: built without libaio"; exit 77; }
 # O_DIRECT needs a file system that has it (tmpfs has not).
-if ! dd if=/dev/zero of="$TMP/probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null; then
+if ! direct_ok; then
 	echo "SKIP: $TMP does not support O_DIRECT"; exit 77
 fi
 

@@ -20,8 +20,7 @@ requires python3 --version
 
 port=$(free_port)
 direct=false
-dd if=/dev/zero of="$TMP/probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null &&
-	direct=true
+direct_ok && direct=true
 write_map "$TMP/map.json" $port '
   { "lun": 0, "backend": { "type": "file", "path": "d.img", "size": "16M",
                            "direct": '$direct' } },

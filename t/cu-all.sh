@@ -20,8 +20,7 @@ printf 'golden' | dd of="$TMP/golden.img" conv=notrunc status=none
 # The thick LUN is O_DIRECT where the file system has it: its aligned
 # reads and writes then go the async way (libaio), the others bounce.
 direct=false
-dd if=/dev/zero of="$TMP/probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null &&
-	direct=true
+direct_ok && direct=true
 write_map "$TMP/map.json" $port '
   { "lun": 0, "backend": { "type": "file", "path": "thick.img", "size": "128M",
                            "direct": '$direct' } },

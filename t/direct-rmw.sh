@@ -16,7 +16,7 @@ port=$(free_port)
 write_map "$TMP/map.json" $port \
   '{ "lun": 0, "backend": { "type": "file", "path": "lun0.img", "size": "4M", "direct": true } }'
 # O_DIRECT needs a file system that has it (tmpfs has not).
-if ! dd if=/dev/zero of="$TMP/probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null; then
+if ! direct_ok; then
 	echo "SKIP: $TMP does not support O_DIRECT"; exit 77
 fi
 start_gw "$TMP/map.json"

@@ -105,6 +105,12 @@ EOM
 }
 TARGET=iqn.2026-11.org.example:t1
 
+# direct_ok: true when $TMP's file system has O_DIRECT (tmpfs before
+# Linux 6.6 has not).
+direct_ok() {
+	dd if=/dev/zero of="$TMP/probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null
+}
+
 # fake_lvm FREE_BYTES: put t/fake-lvm (a stand-in for LVM's commands, for
 # machines without device-mapper; see its header) first in PATH with an
 # empty volume group vg0 of FREE_BYTES, and detach its loop devices at

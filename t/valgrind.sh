@@ -18,7 +18,7 @@ port=$(free_port)
 # file system has O_DIRECT.
 direct=
 luns=1
-if dd if=/dev/zero of="$TMP/probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null; then
+if direct_ok; then
 	direct=',
   { "lun": 2, "backend": { "type": "file", "path": "lun2.img", "size": "16M", "direct": true } }'
 	luns="1 2"
