@@ -5,9 +5,9 @@
 # cu-score; then APTPL through a restart with a raw initiator: a key
 # registered with APTPL = 1 and its Write Exclusive reservation are still
 # there after the daemon restarts (PRgeneration back to 0), and are gone
-# for good once unregistered with APTPL = 0.  It does not check PREEMPT AND
-# ABORT's aborts (no suite sends it; t/unit/test-scsi.c checks the hook)
-# nor REGISTER AND MOVE on the wire.
+# for good once unregistered with APTPL = 0.  PREEMPT AND ABORT's aborts
+# on the wire are t/tmf-other-nexus.sh's; REGISTER AND MOVE is not
+# checked on the wire.
 source "$(dirname "$0")/functions.sh"
 requires iscsi-test-cu --list
 requires python3 --version

@@ -231,6 +231,17 @@ send_response(struct iscsi_task *t)
 	}
 }
 
+static void task_done(struct scsi_cmd *cmd);
+
+void
+task_hold_release(struct iscsi_task *t)
+{
+	if (--t->holds == 0 && t->done_deferred) {
+		t->done_deferred = false;
+		task_done(&t->cmd);
+	}
+}
+
 /* SCSI layer callback: loop thread. */
 static void
 task_done(struct scsi_cmd *cmd)
@@ -239,6 +250,10 @@ task_done(struct scsi_cmd *cmd)
 	struct iscsi_conn *c = t->conn;
 	bool was_exec = t->state == TASK_EXEC;
 
+	if (t->holds) {
+		t->done_deferred = true;
+		return;
+	}
 	if (t->aborted) {
 		/* §11.5.1: an aborted task gets no response. */
 		if (t->tmf)

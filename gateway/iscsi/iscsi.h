@@ -206,10 +206,19 @@ struct iscsi_task {
 	uint32_t data_sn;
 	uint32_t buf_alloc;		/* bytes counted in conn->buf_bytes */
 	struct iscsi_tmf *tmf;		/* a TMF waiting for this task */
+	/* A PREEMPT AND ABORT holds its own status until the commands it
+	 * aborted have left the SCSI layer (tmf_pr_abort): while holds is
+	 * non-zero, task_done only notes that it came. */
+	unsigned holds;
+	bool done_deferred;
 };
 
 struct iscsi_tmf {
 	struct iscsi_conn *conn;
+	/* Not a TMF but a PREEMPT AND ABORT waiting for the commands it
+	 * aborted: when pending reaches 0 its task is released (holds),
+	 * and no TMF response is sent. */
+	struct iscsi_task *hold;
 	uint32_t itt;
 	bool cold;			/* TARGET COLD RESET: close after */
 	uint8_t response;
@@ -427,6 +436,9 @@ void cmd_data_out_header(struct iscsi_conn *c);
 void cmd_data_out_done(struct iscsi_conn *c);
 void cmd_data_out_digest_error(struct iscsi_conn *c);
 void task_put(struct iscsi_task *t);
+/* Drop one hold of t (struct iscsi_task); its deferred completion runs
+ * when the last goes. */
+void task_hold_release(struct iscsi_task *t);
 struct iscsi_task *task_find(struct iscsi_conn *c, uint32_t itt);
 /* Abort: no response will be sent for it.  A TMF may wait for it. */
 void task_abort(struct iscsi_task *t, struct iscsi_tmf *tmf);

@@ -38,6 +38,13 @@ tmf_send(struct iscsi_tmf *tmf)
 	struct iscsi_conn *c = tmf->conn;
 	struct tx_pdu *p;
 
+	if (tmf->hold) {
+		task_hold_release(tmf->hold);
+		task_put(tmf->hold);
+		conn_put(c);
+		free(tmf);
+		return;
+	}
 	if (c->state == CONN_FFP && (p = tx_pdu_new(ISCSI_OP_TMF_RSP))) {
 		p->bhs[1] = 0x80;
 		p->bhs[2] = tmf->response;
@@ -70,12 +77,14 @@ tmf_task_finished(struct iscsi_tmf *tmf)
 		tmf_send(tmf);
 }
 
-/* Abort the tasks of connection c that match lun (NULL: all). */
-static void
+/* Abort the tasks of connection c that match lun (NULL: all); returns
+ * how many. */
+static unsigned
 abort_matching(struct iscsi_conn *c, struct lun *lun, struct iscsi_tmf *tmf,
 	       uint32_t except_itt)
 {
 	struct iscsi_task *t = c->tasks, *next;
+	unsigned n = 0;
 
 	for (; t; t = next) {
 		next = t->next;
@@ -84,18 +93,52 @@ abort_matching(struct iscsi_conn *c, struct lun *lun, struct iscsi_tmf *tmf,
 		if (lun && t->cmd.lun != lun)
 			continue;
 		task_abort(t, tmf);
+		n++;
 	}
+	return n;
+}
+
+/* Commands of connection o's I_T nexus on l were aborted by another
+ * nexus (CLEAR TASK SET, PREEMPT AND ABORT): as the control mode page's
+ * TAS is 0 they end without status, and the nexus learns of it from a
+ * unit attention, COMMANDS CLEARED BY ANOTHER INITIATOR (SAM-5 §5.6). */
+static void
+cleared_by_another(struct iscsi_conn *o, struct lun *l)
+{
+	if (o->sess && o->sess->nexus)
+		scsi_ua_establish_nexus(o->sess->nexus, l,
+					UA_COMMANDS_CLEARED);
 }
 
 /* scsi_abort_hook: PERSISTENT RESERVE OUT PREEMPT AND ABORT aborts the
- * preempted nexuses' commands on one LUN (SPC-4 §5.13.11.2.6). */
+ * preempted nexuses' commands on one LUN (SPC-4 §5.13.11.2.6), and its
+ * own status waits until they have left the SCSI layer, as a TMF's
+ * response does: once the preempting initiator is told GOOD, no write of
+ * the preempted one can still land (a cluster's failover writes next). */
 void
 tmf_pr_abort(struct target *t, struct lun *l, const char *initiator,
 	     const uint8_t *isid, const struct scsi_cmd *except)
 {
+	struct iscsi_task *pt = except ?
+		container_of((struct scsi_cmd *)except, struct iscsi_task, cmd) :
+		NULL;
+	struct iscsi_tmf *w = pt ? calloc(1, sizeof *w) : NULL;
+
+	if (w) {
+		w->conn = pt->conn;
+		conn_get(pt->conn);
+		w->hold = pt;
+		pt->refs++;
+		pt->holds++;
+		w->pending = 1;
+	} else if (pt) {
+		log_error("PREEMPT AND ABORT: out of memory; its status will "
+			  "not wait for the aborted commands");
+	}
 	for (struct iscsi_conn *o = iscsi_g.conns; o; o = o->next) {
 		struct iscsi_session *s = o->sess;
 		struct iscsi_task *k, *next;
+		unsigned n = 0;
 
 		if (o->state == CONN_CLOSED || !s || s->target != t ||
 		    strcasecmp(s->initiator, initiator) ||
@@ -106,10 +149,15 @@ tmf_pr_abort(struct target *t, struct lun *l, const char *initiator,
 			if (k->cmd.lun == l && &k->cmd != except) {
 				log_info("PREEMPT AND ABORT: ITT 0x%08x aborted",
 					 k->itt);
-				task_abort(k, NULL);
+				task_abort(k, w);
+				n++;
 			}
 		}
+		if (n && (!except || s->nexus != except->nexus))
+			cleared_by_another(o, l);
 	}
+	if (w)
+		tmf_task_finished(w);
 }
 
 void
@@ -149,14 +197,29 @@ tmf_handle(struct iscsi_conn *c, uint8_t *bhs)
 		}
 		break;
 	case TMF_ABORT_TASK_SET:
+		if (!lun) {
+			tmf->response = TMF_RSP_NO_LUN;
+			break;
+		}
+		log_info("ABORT TASK SET on LUN %d", lun_id);
+		abort_matching(c, lun, tmf, itt);
+		tmf->response = TMF_RSP_COMPLETE;
+		break;
 	case TMF_CLEAR_TASK_SET:
 		if (!lun) {
 			tmf->response = TMF_RSP_NO_LUN;
 			break;
 		}
-		log_info("%s on LUN %d", fn == TMF_ABORT_TASK_SET ?
-			 "ABORT TASK SET" : "CLEAR TASK SET", lun_id);
-		abort_matching(c, lun, tmf, itt);
+		/* SAM-5 §7.4: every command of the task set, and with TST 0
+		 * (control mode page) there is one task set for every I_T
+		 * nexus: the other nexuses' commands on the LUN go too. */
+		log_info("CLEAR TASK SET on LUN %d", lun_id);
+		for (struct iscsi_conn *o = iscsi_g.conns; o; o = o->next)
+			if (o->state == CONN_FFP && o->sess &&
+			    o->sess->target == s->target &&
+			    abort_matching(o, lun, tmf, itt) &&
+			    o->sess != s)
+				cleared_by_another(o, lun);
 		tmf->response = TMF_RSP_COMPLETE;
 		break;
 	case TMF_LUN_RESET:

@@ -232,6 +232,17 @@ scsi_ua_establish_port(struct lun *l, const char *initiator,
 }
 
 void
+scsi_ua_establish_nexus(struct scsi_nexus *n, struct lun *l, enum scsi_ua ua)
+{
+	pthread_mutex_lock(&n->lock);
+	if (nexus_ua_grow(n, l->slot + 1u))
+		n->ua[l->slot] |= 1u << ua;
+	else
+		log_error("out of memory for a unit attention");
+	pthread_mutex_unlock(&n->lock);
+}
+
+void
 scsi_ua_establish_others(struct lun *l, const struct scsi_nexus *except,
 			 enum scsi_ua ua)
 {
@@ -302,6 +313,7 @@ static const uint16_t ua_asc[UA__MAX] = {
 	[UA_POWER_ON] = ASC_POWER_ON_OCCURRED,
 	[UA_RESET] = ASC_BUS_DEVICE_RESET_OCCURRED,
 	[UA_MEDIUM_CHANGED] = ASC_NOT_READY_TO_READY_CHANGE,
+	[UA_COMMANDS_CLEARED] = ASC_COMMANDS_CLEARED_BY_ANOTHER_INITIATOR,
 	[UA_CAPACITY_CHANGED] = ASC_CAPACITY_DATA_HAS_CHANGED,
 	[UA_MODE_CHANGED] = ASC_MODE_PARAMETERS_CHANGED,
 	[UA_LUNS_CHANGED] = ASC_REPORTED_LUNS_DATA_HAS_CHANGED,

@@ -92,6 +92,7 @@ enum scsi_ua {
 	UA_RESERVATIONS_PREEMPTED,	/* PR OUT CLEAR (SPC-4 §5.13.11.2.7) */
 	UA_RESERVATIONS_RELEASED,	/* RELEASE of RO/AR, type changes */
 	UA_REGISTRATIONS_PREEMPTED,	/* PREEMPT removed the registration */
+	UA_COMMANDS_CLEARED,		/* another nexus aborted our commands */
 	UA__MAX,
 };
 
@@ -210,6 +211,9 @@ bool scsi_initiator_on_target(const char *initiator, const struct target *t);
 void scsi_ua_establish_port(struct lun *l, const char *initiator,
 			    const uint8_t *isid,
 			    const struct scsi_nexus *except, enum scsi_ua ua);
+/* Establish a UA for LUN l on nexus n alone. */
+void scsi_ua_establish_nexus(struct scsi_nexus *n, struct lun *l,
+			     enum scsi_ua ua);
 /* Establish a UA for LUN l on every nexus that reaches it (those of its
  * initiator only for a per-initiator image) but except. */
 void scsi_ua_establish_others(struct lun *l, const struct scsi_nexus *except,
@@ -230,10 +234,12 @@ int scsi_medium_move(struct lun *l, bool out);
  * registration: abort, as ABORT TASK SET would, every command on LUN l
  * from the sessions to target t of initiator (case-insensitive) with
  * ISID isid (NULL: any ISID), except the command `except` (the PREEMPT AND
- * ABORT itself).  Aborted commands get no response (TAS = 0).  Called on
- * the loop thread of the PREEMPT AND ABORT, before its status is sent,
- * with no SCSI lock held; the registrations are gone by then, so a new
- * command from those nexuses already gets RESERVATION CONFLICT. */
+ * ABORT itself).  Aborted commands get no response (TAS = 0), and their
+ * nexuses COMMANDS CLEARED BY ANOTHER INITIATOR; the transport holds the
+ * PREEMPT AND ABORT's own status until they have left the SCSI layer.
+ * Called on the loop thread of the PREEMPT AND ABORT, before its status
+ * is sent, with no SCSI lock held; the registrations are gone by then, so
+ * a new command from those nexuses already gets RESERVATION CONFLICT. */
 typedef void scsi_abort_fn(struct target *t, struct lun *l,
 			   const char *initiator, const uint8_t *isid,
 			   const struct scsi_cmd *except);
