@@ -223,10 +223,7 @@ scsi_ua_establish_port(struct lun *l, const char *initiator,
 		    strcasecmp(n->initiator, initiator) ||
 		    (isid && memcmp(n->isid, isid, 6)))
 			continue;
-		pthread_mutex_lock(&n->lock);
-		if (nexus_ua_grow(n, l->slot + 1u))
-			n->ua[l->slot] |= 1u << ua;
-		pthread_mutex_unlock(&n->lock);
+		scsi_ua_establish_nexus(n, l, ua);
 	}
 	pthread_mutex_unlock(&nexus_list_lock);
 }
@@ -250,12 +247,7 @@ scsi_ua_establish_others(struct lun *l, const struct scsi_nexus *except,
 	for (struct scsi_nexus *n = nexus_list; n; n = n->next) {
 		if (n == except || !nexus_reaches(n, l))
 			continue;
-		pthread_mutex_lock(&n->lock);
-		if (nexus_ua_grow(n, l->slot + 1u))
-			n->ua[l->slot] |= 1u << ua;
-		else
-			log_error("out of memory for a unit attention");
-		pthread_mutex_unlock(&n->lock);
+		scsi_ua_establish_nexus(n, l, ua);
 	}
 	pthread_mutex_unlock(&nexus_list_lock);
 }
