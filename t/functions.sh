@@ -105,6 +105,13 @@ EOM
 }
 TARGET=iqn.2026-11.org.example:t1
 
+# requires_nbdkit_plugin NAME: skip (77) when nbdkit lacks that plugin.
+requires_nbdkit_plugin() {
+	requires nbdkit --version
+	nbdkit --dump-plugin "$1" >/dev/null 2>&1 ||
+		{ echo "SKIP: nbdkit has no $1 plugin"; exit 77; }
+}
+
 # direct_ok: true when $TMP's file system has O_DIRECT (tmpfs before
 # Linux 6.6 has not).
 direct_ok() {

@@ -7,9 +7,8 @@
 # one NBD connection and reconnect_timeout 0, two reads at once both
 # succeed: waiting for the busy connection is not a server gone away.
 source "$(dirname "$0")/functions.sh"
-requires nbdkit --version
 requires python3 --version
-nbdkit --dump-plugin memory >/dev/null 2>&1 || { echo "SKIP: nbdkit has no memory plugin"; exit 77; }
+requires_nbdkit_plugin memory
 
 port=$(free_port)
 write_map "$TMP/map.json" $port "

@@ -15,9 +15,8 @@
 #    INITIATOR, and its WRITE is a RESERVATION CONFLICT; READ KEYS lists
 #    B's key alone and READ RESERVATION shows B holding the reservation.
 source "$(dirname "$0")/functions.sh"
-requires nbdkit --version
 requires python3 --version
-nbdkit --dump-plugin memory >/dev/null 2>&1 || { echo "SKIP: nbdkit has no memory plugin"; exit 77; }
+requires_nbdkit_plugin memory
 
 port=$(free_port)
 write_map "$TMP/map.json" $port "
